@@ -1,0 +1,272 @@
+"""Pipeline configuration: one YAML file per model, validated by pydantic.
+
+Every error raised from here names the file and the dotted YAML key, so a user
+can fix a pipeline without reading this module.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_PIPELINES_DIR = Path(__file__).resolve().parents[1] / "pipelines"
+
+HIGHER_IS_BETTER = {"roc_auc", "average_precision", "accuracy", "f1", "r2"}
+LOWER_IS_BETTER = {"log_loss", "brier", "rmse", "mae"}
+CLASSIFICATION_METRICS = {"roc_auc", "average_precision", "accuracy", "f1", "log_loss", "brier"}
+REGRESSION_METRICS = {"rmse", "mae", "r2"}
+BUILTIN_SOURCES = {"synthetic", "file", "sql"}
+
+
+class ConfigError(ValueError):
+    """A pipeline YAML is malformed or inconsistent; the message names the file and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Strict):
+    """Where the data comes from.
+
+    `kind` is `synthetic`, `file`, `sql`, or the import path of a user class
+    (`my_package.sources.MySource`) implementing `continuous_training.sources.DataSource`.
+    """
+
+    kind: str = "synthetic"
+    # synthetic
+    seed: int = 42
+    rows_per_day: int = Field(300, gt=0)
+    drift_onset: date | None = None
+    # file
+    path: str | None = None
+    format: Literal["parquet", "csv"] | None = None
+    # sql
+    conn_id: str | None = None
+    query: str | None = None
+    # free-form options for a user-supplied source class
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> SourceConfig:
+        if self.kind not in BUILTIN_SOURCES and "." not in self.kind:
+            raise ValueError(
+                f"unknown source kind {self.kind!r}: use one of {sorted(BUILTIN_SOURCES)} "
+                "or an import path such as 'my_package.sources.MySource'"
+            )
+        if self.kind == "file" and not self.path:
+            raise ValueError("source.kind 'file' needs source.path")
+        if self.kind == "sql":
+            if not self.conn_id or not self.query:
+                raise ValueError("source.kind 'sql' needs source.conn_id and source.query")
+            for name in (":window_start", ":window_end"):
+                if name not in self.query:
+                    raise ValueError(
+                        f"source.query must bind the window as {name} (bound parameters, "
+                        "never string formatting)"
+                    )
+        return self
+
+
+class FeaturesConfig(_Strict):
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _non_empty_and_disjoint(self) -> FeaturesConfig:
+        if not self.numeric and not self.categorical:
+            raise ValueError("at least one numeric or categorical feature is required")
+        both = set(self.numeric) & set(self.categorical)
+        if both:
+            raise ValueError(f"columns listed as both numeric and categorical: {sorted(both)}")
+        return self
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class WindowsConfig(_Strict):
+    training_days: int = Field(28, gt=0)
+    holdout_days: int = Field(7, gt=0)
+
+
+class ColumnExpectation(_Strict):
+    not_null: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> ColumnExpectation:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class TableExpectation(_Strict):
+    min_rows: int = Field(1, ge=0)
+    max_duplicate_share: float = Field(0.0, ge=0.0, le=1.0)
+    exact_schema: bool = True
+
+
+class ExpectationsConfig(_Strict):
+    table: TableExpectation = Field(default_factory=TableExpectation)
+    columns: dict[str, ColumnExpectation] = Field(default_factory=dict)
+
+
+class ModelConfig(_Strict):
+    estimator: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("estimator")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        if "." not in value:
+            raise ValueError(f"{value!r} is not an import path like 'sklearn.linear_model.X'")
+        return value
+
+
+class GuardrailConfig(_Strict):
+    tolerance: float = Field(ge=0.0)
+
+
+class BootstrapConfig(_Strict):
+    resamples: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    seed: int = 0
+
+
+class GatesConfig(_Strict):
+    primary_metric: str = "roc_auc"
+    floor: float
+    min_improvement: float = 0.0
+    bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
+    guardrails: dict[str, GuardrailConfig] = Field(default_factory=dict)
+    max_latency_ms_per_1k: float | None = Field(None, gt=0)
+    # import paths of user gate checks: callables (GateContext) -> CheckResult
+    extra_checks: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> GatesConfig:
+        known = HIGHER_IS_BETTER | LOWER_IS_BETTER
+        for metric in [self.primary_metric, *self.guardrails]:
+            if metric not in known:
+                raise ValueError(f"unknown metric {metric!r}: use one of {sorted(known)}")
+        return self
+
+
+class DriftConfig(_Strict):
+    drifted_share_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    column_threshold: float = Field(0.05, gt=0.0)
+    sample_size: int = Field(20_000, gt=0)
+    cooldown_hours: float = Field(24, ge=0)
+
+
+class RegistryConfig(_Strict):
+    model_name: str | None = None
+    experiment: str | None = None
+
+
+class PipelineConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    owner: str = "ml-platform"
+    schedule: str = "0 2 * * 0"
+    task: Literal["classification", "regression"] = "classification"
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    target: str
+    time_column: str
+    id_columns: list[str] = Field(default_factory=list)
+    features: FeaturesConfig
+    windows: WindowsConfig = Field(default_factory=WindowsConfig)
+    expectations: ExpectationsConfig = Field(default_factory=ExpectationsConfig)
+    model: ModelConfig
+    gates: GatesConfig
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    # filled in by load_pipeline, so that errors raised later can name the file
+    source_file: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineConfig:
+        features = self.features.all
+        special = {"target": self.target, "time_column": self.time_column}
+        for key, column in special.items():
+            if column in features:
+                raise ValueError(f"{key} {column!r} is also listed as a feature")
+        unknown = set(self.expectations.columns) - set(self.columns)
+        if unknown:
+            raise ValueError(
+                f"expectations.columns names columns that are not in the pipeline: {sorted(unknown)}"
+            )
+        allowed = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
+        for metric in [self.gates.primary_metric, *self.gates.guardrails]:
+            if metric not in allowed:
+                raise ValueError(f"metric {metric!r} does not apply to a {self.task} task")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column a snapshot holds, in schema order."""
+        return [self.time_column, *self.id_columns, *self.features.all, self.target]
+
+    @property
+    def model_name(self) -> str:
+        return self.registry.model_name or self.name
+
+    @property
+    def experiment_name(self) -> str:
+        return self.registry.experiment or f"ct/{self.name}"
+
+
+def pipelines_dir() -> Path:
+    return Path(os.environ.get("CT_PIPELINES_DIR") or DEFAULT_PIPELINES_DIR)
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid pipeline config"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<top level>"
+        lines.append(f"  {key}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_pipeline(data: Any, source_file: str | Path = "<memory>") -> PipelineConfig:
+    """Validate an already-loaded mapping; errors name `source_file` and the key."""
+    path = Path(source_file)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    try:
+        return PipelineConfig.model_validate({**data, "source_file": str(path)})
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from None
+
+
+def load_pipeline(path: str | Path) -> PipelineConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: pipeline file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: malformed YAML: {exc}") from None
+    config = parse_pipeline(data, path)
+    if config.name != path.stem:
+        raise ConfigError(f"{path}: name: {config.name!r} must match the file name {path.stem!r}")
+    return config
+
+
+def load_all_pipelines(directory: str | Path | None = None) -> list[PipelineConfig]:
+    directory = Path(directory) if directory else pipelines_dir()
+    return [load_pipeline(p) for p in sorted(directory.glob("*.yaml"))]
+
+
+def find_pipeline(name: str, directory: str | Path | None = None) -> PipelineConfig:
+    directory = Path(directory) if directory else pipelines_dir()
+    return load_pipeline(directory / f"{name}.yaml")
