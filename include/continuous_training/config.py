@@ -203,7 +203,8 @@ class PipelineConfig(_Strict):
         unknown = set(self.expectations.columns) - set(self.columns)
         if unknown:
             raise ValueError(
-                f"expectations.columns names columns that are not in the pipeline: {sorted(unknown)}"
+                "expectations.columns names columns that are not in the pipeline: "
+                f"{sorted(unknown)}"
             )
         allowed = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
         for metric in [self.gates.primary_metric, *self.gates.guardrails]:

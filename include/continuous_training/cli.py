@@ -1,0 +1,68 @@
+"""`python -m continuous_training.cli decisions churn`: the registry's ledger as a table."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from continuous_training import registry
+from continuous_training.config import find_pipeline
+
+COLUMNS = (
+    ("version", 7),
+    ("decision", 9),
+    ("trigger", 8),
+    ("replaced", 8),
+    ("airflow run", 40),
+    ("reason", 0),
+)
+
+
+def decision_rows(tracking_uri: str, model_name: str) -> list[dict[str, str]]:
+    client = registry.make_client(tracking_uri)
+    champion = registry.alias_version(client, model_name, registry.CHAMPION)
+    rows = []
+    for version in sorted(
+        client.search_model_versions(f"name = '{model_name}'"), key=lambda v: int(v.version)
+    ):
+        tags = version.tags
+        rows.append(
+            {
+                "version": str(version.version)
+                + (" *" if str(version.version) == champion else ""),
+                "decision": tags.get(registry.TAG_DECISION, "-"),
+                "trigger": tags.get(registry.TAG_TRIGGER, "-"),
+                "replaced": tags.get(registry.TAG_REPLACED, "-"),
+                "airflow run": tags.get(registry.TAG_RUN_ID, "-"),
+                "reason": tags.get(registry.TAG_REASON, "-"),
+            }
+        )
+    return rows
+
+
+def print_decisions(pipeline: str, tracking_uri: str) -> None:
+    model_name = find_pipeline(pipeline).model_name
+    rows = decision_rows(tracking_uri, model_name)
+    print(f"registered model {model_name!r} at {tracking_uri} (* = champion)")
+    print("  ".join(name.ljust(width) for name, width in COLUMNS).rstrip())
+    for row in rows:
+        print("  ".join(row[name].ljust(width) for name, width in COLUMNS).rstrip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="continuous_training.cli")
+    sub = parser.add_subparsers(dest="command", required=True)
+    decisions = sub.add_parser("decisions", help="list model versions and their decisions")
+    decisions.add_argument("pipeline")
+    decisions.add_argument(
+        "--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    )
+    args = parser.parse_args(argv)
+    if args.command == "decisions":
+        print_decisions(args.pipeline, args.tracking_uri)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

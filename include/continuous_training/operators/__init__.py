@@ -1,0 +1,26 @@
+"""Airflow operators of the continuous-training steps; a public API for your own DAGs.
+
+Importing this package loads only `airflow.sdk` and the config models, never pandas,
+sklearn or MLflow, so DAG files that use it parse fast.
+"""
+
+from continuous_training.operators.base import PipelineOperator, resolve_tracking_uri
+from continuous_training.operators.links import MLflowRunLink
+from continuous_training.operators.retraining import (
+    EvaluateAgainstChampion,
+    FetchData,
+    Promote,
+    TrainCandidate,
+    ValidateData,
+)
+
+__all__ = [
+    "EvaluateAgainstChampion",
+    "FetchData",
+    "MLflowRunLink",
+    "PipelineOperator",
+    "Promote",
+    "TrainCandidate",
+    "ValidateData",
+    "resolve_tracking_uri",
+]

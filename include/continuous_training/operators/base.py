@@ -1,0 +1,92 @@
+"""What every continuous-training operator shares: the pipeline, MLflow and the run's window.
+
+Operators stay thin: `__init__` stores keyword arguments, `execute` resolves Airflow
+things (connections, the data interval, params) and hands plain values to the core.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from continuous_training.config import PipelineConfig, find_pipeline, load_pipeline
+
+MLFLOW_CONN_ID = "mlflow_default"
+DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
+
+
+def load_config(pipeline: str) -> PipelineConfig:
+    """`pipeline` is a name looked up in CT_PIPELINES_DIR, or a path to a YAML file."""
+    if pipeline.endswith((".yaml", ".yml")):
+        return load_pipeline(pipeline)
+    return find_pipeline(pipeline)
+
+
+def resolve_tracking_uri(conn_id: str = MLFLOW_CONN_ID) -> str:
+    """The Airflow connection `mlflow_default` wins over MLFLOW_TRACKING_URI when it exists."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+    if conn.host and "://" in conn.host:
+        return conn.host.rstrip("/")
+    scheme = conn.schema or "http"
+    port = f":{conn.port}" if conn.port else ""
+    return f"{scheme}://{conn.host}{port}"
+
+
+def window_end(context: Any) -> datetime:
+    """The end of the run's data window: midnight UTC starting the day of its interval end.
+
+    Tasks never read the clock, so re-runs agree; windows are whole days, so two runs on
+    the same day see the same data (and the newest, possibly still filling, day is left out).
+    """
+    end = context.get("data_interval_end") or context.get("logical_date")
+    if end is None:
+        end = context["dag_run"].run_after
+    end = end.astimezone(UTC)
+    return end.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def trigger_of(context: Any, default: str) -> str:
+    """`schedule` for cron runs, `drift` for asset-triggered runs, `manual` for a person."""
+    run_type = str(getattr(context["dag_run"], "run_type", "") or "")
+    if default == "drift":
+        return "drift"
+    if run_type.endswith("manual"):
+        return "manual"
+    return default
+
+
+class PipelineOperator(BaseOperator):
+    """Base class: holds the pipeline name (or YAML path) and the MLflow connection id."""
+
+    template_fields = ("pipeline",)
+    ui_color = "#e8f4ea"
+
+    def __init__(self, *, pipeline: str, mlflow_conn_id: str = MLFLOW_CONN_ID, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+        self.mlflow_conn_id = mlflow_conn_id
+
+    def config(self, context: Any) -> PipelineConfig:
+        """The pipeline config, with the trigger form's training window applied."""
+        config = load_config(self.pipeline)
+        days = (context.get("params") or {}).get("training_window_days")
+        if days:
+            windows = config.windows.model_copy(update={"training_days": int(days)})
+            config = config.model_copy(update={"windows": windows})
+        return config
+
+    def tracking_uri(self) -> str:
+        return resolve_tracking_uri(self.mlflow_conn_id)
+
+
+def fetch_start(config: PipelineConfig, end: datetime) -> datetime:
+    return end - timedelta(days=config.windows.training_days + config.windows.holdout_days)

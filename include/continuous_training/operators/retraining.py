@@ -1,0 +1,183 @@
+"""One thin operator per retraining step: fetch, validate, train, evaluate, promote.
+
+Each one parses its arguments, calls the core in `continuous_training.*` and returns
+small JSON (URIs, hashes, versions, metrics) for the next step. Heavy libraries are
+imported inside `execute` so that DAG files parse fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from continuous_training.operators.base import (
+    PipelineOperator,
+    fetch_start,
+    trigger_of,
+    window_end,
+)
+from continuous_training.operators.links import MLflowRunLink
+
+
+def run_options(context: Any) -> Any:
+    """The trigger-form params as a checked RunOptions; bad combinations fail the task."""
+    from continuous_training.retraining import RunOptions
+
+    params = context.get("params") or {}
+    try:
+        return RunOptions(
+            dry_run=bool(params.get("dry_run", False)),
+            force_promote=bool(params.get("force_promote", False)),
+            reason=str(params.get("reason") or ""),
+        )
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
+def run_info(context: Any, trigger: str) -> Any:
+    from continuous_training.training import RunInfo
+
+    trigger = "manual" if run_options(context).force_promote else trigger_of(context, trigger)
+    return RunInfo(
+        airflow_run_id=context["run_id"], trigger=trigger, window_end=window_end(context)
+    )
+
+
+def sql_connection_uri(conn_id: str) -> str:
+    """A SQLAlchemy URL (password included) for an Airflow connection."""
+    from airflow.sdk import BaseHook
+
+    hook = BaseHook.get_connection(conn_id).get_hook()
+    url = getattr(hook, "sqlalchemy_url", None)
+    if url is None:
+        raise AirflowFailException(f"source.conn_id {conn_id!r}: its hook has no SQLAlchemy URL")
+    return url.render_as_string(hide_password=False)
+
+
+class FetchData(PipelineOperator):
+    """Fetch the run's window from the pipeline's source into a parquet snapshot with sha256."""
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from continuous_training import sources, storage
+
+        run_options(context)  # a bad trigger form fails before any work
+        config = self.config(context)
+        end = window_end(context)
+        window = sources.Window(fetch_start(config, end), end)
+        uri = sql_connection_uri(config.source.conn_id) if config.source.kind == "sql" else None
+        frame = sources.fetch_window(
+            sources.make_source(config, connection_uri=uri), config, window
+        )
+        snapshot = storage.write_parquet_atomic(
+            frame, storage.snapshot_uri(config.name, context["run_id"])
+        )
+        self.log.info("fetched %s rows of %s into %s", snapshot["rows"], window, snapshot["uri"])
+        return {
+            **snapshot,
+            "window_start": window.start.isoformat(),
+            "window_end": window.end.isoformat(),
+        }
+
+
+class ValidateData(PipelineOperator):
+    """Run the Great Expectations suite built from the config; keep the result as a report."""
+
+    template_fields = (*PipelineOperator.template_fields, "snapshot")
+
+    def __init__(self, *, snapshot: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.snapshot = snapshot
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from continuous_training import storage, validation
+
+        config = self.config(context)
+        report = validation.validate(storage.read_parquet(self.snapshot["uri"]), config)
+        report_uri = storage.snapshot_uri(config.name, context["run_id"], "validation.json")
+        storage.write_json_atomic(report.to_json(), report_uri)
+        if not report.success:
+            # Bad data does not get better on retry: fail at once, register nothing.
+            raise AirflowFailException(
+                f"{validation.DataValidationError(report, config.name)}\nreport: {report_uri}"
+            )
+        self.log.info("validation passed; report at %s", report_uri)
+        return {**self.snapshot, "validation_report": report_uri}
+
+
+class TrainCandidate(PipelineOperator):
+    """Split by time, train the configured sklearn Pipeline, log and register it as challenger."""
+
+    template_fields = (*PipelineOperator.template_fields, "snapshot")
+    operator_extra_links = (MLflowRunLink(),)
+
+    def __init__(self, *, snapshot: Any, trigger: str = "schedule", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.snapshot = snapshot
+        self.trigger = trigger
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from continuous_training.training import TrainingError, train_candidate
+
+        config = self.config(context)
+        try:
+            candidate = train_candidate(
+                config, self.snapshot, run_info(context, self.trigger), self.tracking_uri()
+            )
+        except TrainingError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info(
+            "registered %s version %s: %s",
+            candidate["model_name"],
+            candidate["model_version"],
+            candidate["mlflow_run_url"],
+        )
+        return candidate
+
+
+class EvaluateAgainstChampion(PipelineOperator):
+    """Score challenger and champion on the same holdout and apply the gate from the YAML."""
+
+    template_fields = (*PipelineOperator.template_fields, "candidate")
+    operator_extra_links = (MLflowRunLink(),)
+
+    def __init__(self, *, candidate: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.candidate = candidate
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from continuous_training.retraining import evaluate_candidate
+
+        evaluated = evaluate_candidate(self.config(context), self.candidate, self.tracking_uri())
+        self.log.info("gate %s", evaluated["gate_reason"])
+        return evaluated
+
+
+class Promote(PipelineOperator):
+    """Move `champion` to the candidate if it won (compare-and-set); record the decision."""
+
+    template_fields = (*PipelineOperator.template_fields, "evaluation")
+
+    def __init__(self, *, evaluation: Any, trigger: str = "schedule", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.evaluation = evaluation
+        self.trigger = trigger
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from continuous_training.registry import ChampionChangedError
+        from continuous_training.retraining import promote_candidate
+
+        try:
+            outcome = promote_candidate(
+                self.config(context),
+                self.evaluation,
+                run_options(context),
+                run_info(context, self.trigger),
+                self.tracking_uri(),
+            )
+        except ChampionChangedError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info(
+            "%s version %s: %s", outcome["decision"], outcome["model_version"], outcome["reason"]
+        )
+        return outcome

@@ -1,0 +1,182 @@
+"""The MLflow Model Registry as the ledger of every decision.
+
+Aliases say what is served (`champion`) and what was last trained (`challenger`);
+tags on each model version say why (`ct.*`, see DESIGN.md). MLflow's alias switch is
+last-writer-wins, so promotion is a compare-and-set built here around it.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+TAG_DECISION = "ct.decision"
+TAG_REASON = "ct.decision_reason"
+TAG_TRIGGER = "ct.trigger"
+TAG_RUN_ID = "ct.airflow_run_id"
+TAG_TRAIN_SHA = "ct.train_data_sha256"
+TAG_HOLDOUT_SHA = "ct.holdout_sha256"
+TAG_GIT_SHA = "ct.git_sha"
+TAG_REPLACED = "ct.replaced_version"
+TAG_DRY_RUN = "ct.dry_run"
+
+PROMOTED = "promoted"
+REJECTED = "rejected"
+TRIGGERS = ("schedule", "drift", "manual")
+
+
+class RegistryError(RuntimeError):
+    """The registry is unreachable or in a state that forbids the requested change."""
+
+
+class ChampionChangedError(RegistryError):
+    """The champion moved between evaluation and promotion; nothing was promoted."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the promote step writes: the tags of DESIGN.md plus the alias move."""
+
+    decision: str
+    reason: str
+    trigger: str
+    airflow_run_id: str
+    promote: bool
+    replaced_version: str | None = None
+    dry_run: bool = False
+
+    def tags(self) -> dict[str, str]:
+        tags = {
+            TAG_DECISION: self.decision,
+            TAG_REASON: self.reason[:4900],  # MLflow caps tag values at 5000 chars
+            TAG_TRIGGER: self.trigger,
+            TAG_RUN_ID: self.airflow_run_id,
+        }
+        if self.dry_run:
+            tags[TAG_DRY_RUN] = "true"
+        if self.promote:
+            tags[TAG_REPLACED] = self.replaced_version or "none"
+        return tags
+
+
+def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
+    """Fail fast with the URL named, instead of MLflow's minutes of silent retries."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            if response.status != 200:
+                raise RegistryError(f"MLflow server at {tracking_uri} answered {response.status}")
+    except (urllib.error.URLError, OSError) as exc:
+        raise RegistryError(
+            f"MLflow tracking server at {tracking_uri} is unreachable: {exc}"
+        ) from None
+
+
+def make_client(tracking_uri: str) -> MlflowClient:
+    import mlflow
+
+    check_reachable(tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def alias_version(client: MlflowClient, model_name: str, alias: str) -> str | None:
+    """The version an alias points at, or None when the alias or the model does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(model_name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def versions_for_run(
+    client: MlflowClient, model_name: str, airflow_run_id: str
+) -> list[ModelVersion]:
+    """Versions registered by one Airflow run, oldest first (a retry must reuse them)."""
+    escaped = airflow_run_id.replace("'", "\\'")
+    found = client.search_model_versions(
+        f"name = '{model_name}' and tags.`{TAG_RUN_ID}` = '{escaped}'"
+    )
+    return sorted(found, key=lambda v: int(v.version))
+
+
+def wait_until_ready(
+    client: MlflowClient, model_name: str, version: str, timeout: float = 120.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = client.get_model_version(model_name, version).status
+        if status == "READY":
+            return
+        if status == "FAILED_REGISTRATION" or time.monotonic() > deadline:
+            raise RegistryError(f"model {model_name} version {version} is {status}, not READY")
+        time.sleep(0.5)
+
+
+def set_version_tags(
+    client: MlflowClient, model_name: str, version: str, tags: dict[str, Any]
+) -> None:
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, str(value))
+
+
+def version_tags(client: MlflowClient, model_name: str, version: str) -> dict[str, str]:
+    return dict(client.get_model_version(model_name, version).tags)
+
+
+def apply_decision(
+    client: MlflowClient,
+    model_name: str,
+    version: str,
+    decision: Decision,
+    expected_champion: str | None,
+) -> None:
+    """Write the decision tags and, for a promotion, switch `champion` as the last step.
+
+    The champion seen at evaluation time must still be the champion now; if another run
+    moved it, promoting would skip the comparison that justified it, so we refuse.
+    A retry after a successful switch finds the alias already on `version` and succeeds.
+    """
+    if decision.promote:
+        current = alias_version(client, model_name, CHAMPION)
+        if current == version:
+            set_version_tags(client, model_name, version, decision.tags())
+            return
+        if current != expected_champion:
+            raise ChampionChangedError(
+                f"champion of {model_name} moved from version {expected_champion} to {current} "
+                f"since evaluation; version {version} was not promoted (re-run to re-evaluate)"
+            )
+    set_version_tags(client, model_name, version, decision.tags())
+    if not decision.promote:
+        return
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    after = alias_version(client, model_name, CHAMPION)
+    if after != version:
+        raise ChampionChangedError(
+            f"champion of {model_name} is version {after} right after promoting {version}: "
+            "a concurrent promotion won"
+        )
+
+
+def model_uri(model_name: str, version: str) -> str:
+    return f"models:/{model_name}/{version}"
+
+
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -1,0 +1,267 @@
+"""The evaluate and promote steps of a retrain, as plain functions over MLflow.
+
+`evaluation` holds the statistics and the gate; this module loads both models, runs
+them on the one holdout the candidate was trained beside, writes the evidence to
+MLflow and turns the gate into a recorded decision.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from continuous_training import registry, storage
+from continuous_training.config import PipelineConfig
+from continuous_training.training import RunInfo, predict_scores
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LATENCY_SAMPLE_ROWS = 5_000
+
+
+class EvaluationInputError(ValueError):
+    """The holdout handed to evaluation is not the one the candidate was trained beside."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Trigger-form params of a retraining run, checked before any work starts."""
+
+    dry_run: bool = False
+    force_promote: bool = False
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.force_promote and not self.reason.strip():
+            raise ValueError(
+                "params.force_promote is true but params.reason is empty: "
+                "say why the gate is being overridden"
+            )
+        if self.force_promote and self.dry_run:
+            raise ValueError("params.force_promote and params.dry_run cannot both be true")
+
+
+def _load_holdout(candidate: dict[str, Any]) -> pd.DataFrame:
+    holdout = candidate["holdout"]
+    actual = storage.sha256_of(holdout["uri"])
+    if actual != holdout["sha256"]:
+        raise EvaluationInputError(
+            f"holdout {holdout['uri']} changed since training: "
+            f"sha256 {actual} != {holdout['sha256']}"
+        )
+    return storage.read_parquet(holdout["uri"])
+
+
+def _baseline_version(client: Any, pipeline: PipelineConfig, candidate_version: str) -> str | None:
+    """The champion to beat; after a promotion re-run, the one the candidate replaced."""
+    champion = registry.alias_version(client, pipeline.model_name, registry.CHAMPION)
+    if champion != candidate_version:
+        return champion
+    replaced = registry.version_tags(client, pipeline.model_name, candidate_version).get(
+        registry.TAG_REPLACED
+    )
+    return None if replaced in (None, "none") else replaced
+
+
+def _score(model_name: str, version: str, X: pd.DataFrame, task: str) -> tuple[Any, Any]:
+    import mlflow
+
+    model = mlflow.sklearn.load_model(registry.model_uri(model_name, version))
+    return model, predict_scores(model, X, task)
+
+
+def evaluate_candidate(
+    pipeline: PipelineConfig, candidate: dict[str, Any], tracking_uri: str
+) -> dict[str, Any]:
+    """Score challenger and champion on the same holdout, apply the gate, log the evidence."""
+    from continuous_training import evaluation
+
+    client = registry.make_client(tracking_uri)
+    holdout = _load_holdout(candidate)
+    X, y = holdout[pipeline.features.all], holdout[pipeline.target].to_numpy()
+    version = candidate["model_version"]
+    champion_version = _baseline_version(client, pipeline, version)
+
+    model, challenger_scores = _score(pipeline.model_name, version, X, pipeline.task)
+    challenger_metrics = evaluation.compute_metrics(pipeline.task, y, challenger_scores)
+    latency = evaluation.measure_latency_ms_per_1k(
+        lambda frame: predict_scores(model, frame, pipeline.task), X.head(LATENCY_SAMPLE_ROWS)
+    )
+    champion_scores = champion_metrics = bootstrap = None
+    if champion_version is not None:
+        _, champion_scores = _score(pipeline.model_name, champion_version, X, pipeline.task)
+        champion_metrics = evaluation.compute_metrics(pipeline.task, y, champion_scores)
+        boot = pipeline.gates.bootstrap
+        bootstrap = evaluation.paired_bootstrap(
+            pipeline.gates.primary_metric,
+            y,
+            challenger_scores,
+            champion_scores,
+            resamples=boot.resamples,
+            confidence=boot.confidence,
+            seed=boot.seed,
+        )
+    gate = evaluation.evaluate_gate(
+        evaluation.GateContext(
+            gates=pipeline.gates,
+            task=pipeline.task,
+            challenger_metrics=challenger_metrics,
+            champion_metrics=champion_metrics,
+            bootstrap=bootstrap,
+            challenger_latency_ms_per_1k=latency,
+            holdout_rows=len(holdout),
+        )
+    )
+    record = {
+        "pipeline": pipeline.name,
+        "model_name": pipeline.model_name,
+        "holdout": {**candidate["holdout"], "rows": len(holdout)},
+        "train": candidate["train"],
+        "challenger": {
+            "version": version,
+            "metrics": challenger_metrics,
+            "latency_ms_per_1k": latency,
+        },
+        "champion": None
+        if champion_version is None
+        else {"version": champion_version, "metrics": champion_metrics},
+        "bootstrap": None if bootstrap is None else _as_dict(bootstrap),
+        "gate": gate.to_json(),
+        "final": None,
+    }
+    card = evaluation.render_model_card(
+        pipeline=pipeline,
+        model_name=pipeline.model_name,
+        challenger_version=version,
+        champion_version=champion_version,
+        data={"train": candidate["train"], "holdout": record["holdout"]},
+        challenger_metrics=challenger_metrics,
+        champion_metrics=champion_metrics,
+        decision=gate,
+        bootstrap=bootstrap,
+    )
+    _log_evidence(pipeline, candidate, record, card, y, challenger_scores, champion_scores)
+    registry.set_version_tags(
+        client,
+        pipeline.model_name,
+        version,
+        {registry.TAG_HOLDOUT_SHA: candidate["holdout"]["sha256"]},
+    )
+    return {
+        **{k: candidate[k] for k in ("model_name", "model_version", "mlflow_run_id")},
+        **{k: candidate[k] for k in ("experiment_id", "mlflow_run_url", "tracking_uri")},
+        "train_sha256": candidate["train"]["sha256"],
+        "holdout_sha256": candidate["holdout"]["sha256"],
+        "champion_version": champion_version,
+        "gate_passed": gate.passed,
+        "gate_reason": gate.reason,
+        "primary_metric": pipeline.gates.primary_metric,
+        "challenger_metric": challenger_metrics[pipeline.gates.primary_metric],
+        "champion_metric": None
+        if champion_metrics is None
+        else champion_metrics[pipeline.gates.primary_metric],
+    }
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(obj)
+
+
+def _log_evidence(
+    pipeline: PipelineConfig,
+    candidate: dict[str, Any],
+    record: dict[str, Any],
+    card: str,
+    y: Any,
+    challenger_scores: Any,
+    champion_scores: Any,
+) -> None:
+    import mlflow
+
+    from continuous_training import evaluation
+
+    with mlflow.start_run(run_id=candidate["mlflow_run_id"]), tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_dict(record, "evaluation/decision_record.json")
+        mlflow.log_text(card, "evaluation/model_card.md")
+        plot = Path(tmp) / "comparison.png"
+        evaluation.plot_comparison(pipeline.task, y, challenger_scores, champion_scores, plot)
+        mlflow.log_artifact(str(plot), artifact_path="evaluation")
+        metrics = {f"eval_challenger_{k}": v for k, v in record["challenger"]["metrics"].items()}
+        if record["champion"]:
+            metrics |= {f"eval_champion_{k}": v for k, v in record["champion"]["metrics"].items()}
+        mlflow.log_metrics(metrics)
+
+
+def decide(evaluated: dict[str, Any], options: RunOptions, run: RunInfo) -> registry.Decision:
+    """Turn the gate and the run's params into the decision to record."""
+    gate_reason = evaluated["gate_reason"]
+    common = {"trigger": run.trigger, "airflow_run_id": run.airflow_run_id}
+    if options.force_promote:
+        return registry.Decision(
+            decision=registry.PROMOTED,
+            reason=f"forced by a manual trigger: {options.reason.strip()} (gate: {gate_reason})",
+            promote=True,
+            replaced_version=evaluated["champion_version"],
+            **{**common, "trigger": "manual"},
+        )
+    if options.dry_run:
+        return registry.Decision(
+            decision=registry.REJECTED,
+            reason=f"dry run, never promoted (gate: {gate_reason})",
+            promote=False,
+            dry_run=True,
+            **common,
+        )
+    if evaluated["gate_passed"]:
+        return registry.Decision(
+            decision=registry.PROMOTED,
+            reason=gate_reason,
+            promote=True,
+            replaced_version=evaluated["champion_version"],
+            **common,
+        )
+    return registry.Decision(
+        decision=registry.REJECTED, reason=gate_reason, promote=False, **common
+    )
+
+
+def promote_candidate(
+    pipeline: PipelineConfig,
+    evaluated: dict[str, Any],
+    options: RunOptions,
+    run: RunInfo,
+    tracking_uri: str,
+) -> dict[str, Any]:
+    """Record the decision on the candidate and, if it won, make it the champion."""
+    import mlflow
+
+    client = registry.make_client(tracking_uri)
+    decision = decide(evaluated, options, run)
+    registry.apply_decision(
+        client,
+        pipeline.model_name,
+        evaluated["model_version"],
+        decision,
+        expected_champion=evaluated["champion_version"],
+    )
+    final = {
+        "decision": decision.decision,
+        "reason": decision.reason,
+        "trigger": decision.trigger,
+        "airflow_run_id": decision.airflow_run_id,
+        "promoted": decision.promote,
+        "replaced_version": decision.replaced_version if decision.promote else None,
+        "dry_run": decision.dry_run,
+    }
+    record_path = "evaluation/decision_record.json"
+    record = mlflow.artifacts.load_dict(f"runs:/{evaluated['mlflow_run_id']}/{record_path}")
+    with mlflow.start_run(run_id=evaluated["mlflow_run_id"]):
+        mlflow.log_dict({**record, "final": final}, record_path)
+        mlflow.set_tags({registry.TAG_DECISION: decision.decision})
+    champion = registry.alias_version(client, pipeline.model_name, registry.CHAMPION)
+    return {**final, "model_version": evaluated["model_version"], "champion_version": champion}

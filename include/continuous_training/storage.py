@@ -1,0 +1,221 @@
+"""The data root: where snapshots, holdouts and small JSON records live.
+
+Everything here takes either a local path or an fsspec URL (`s3://bucket/ct`,
+`memory://ct`, `file:///srv/ct`), so the same code runs on a laptop and in a
+cluster. Writes are atomic (temp name next to the target, then a rename) so a
+reader never sees a half-written file and a re-run replaces instead of
+duplicating; every data file is hashed (sha256 of the exact bytes written)
+because the hash, not the path, is what decisions are recorded against.
+
+Path building is pure string work and imports nothing heavy, so it is safe to use
+at DAG-parse time; pyarrow, pandas and fsspec are imported inside the functions
+that need them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from fsspec import AbstractFileSystem
+
+DEFAULT_DATA_ROOT = "~/.local/share/continuous-training/data"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")
+_CHUNK = 1 << 20
+
+
+class StorageError(ValueError):
+    """A storage path or operation is invalid; the message names the path or part."""
+
+
+def data_root() -> str:
+    """The data root: `CT_DATA_ROOT` if set, else a folder under the user's home.
+
+    URLs are kept as they are (minus a trailing slash); local paths are expanded and
+    made absolute so that the working directory of a worker never matters.
+    """
+    root = os.environ.get("CT_DATA_ROOT") or DEFAULT_DATA_ROOT
+    if _is_url(root):
+        return root if root.endswith("://") else root.rstrip("/")
+    return os.path.abspath(os.path.expanduser(root))
+
+
+def safe_token(value: str) -> str:
+    """Map any string (e.g. an Airflow run id) onto [A-Za-z0-9._=-], replacing the rest with `_`.
+
+    Run ids such as `scheduled__2026-03-01T02:00:00+00:00` contain `:` and `+`, which
+    are awkward or illegal in object-store keys and Windows paths.
+    """
+    return _UNSAFE.sub("_", str(value))
+
+
+def join(root: str, *parts: str) -> str:
+    """Join `parts` under `root`, refusing anything that could escape it.
+
+    A part may hold several `/`-separated segments; each segment is passed through
+    `safe_token`. Absolute parts, parts containing `..` and empty or `.` segments raise
+    `StorageError` naming the part: these paths are built from config values and run ids,
+    and a mistake there must not write outside the data root.
+    """
+    if not root:
+        raise StorageError("storage root is empty")
+    segments: list[str] = []
+    for part in parts:
+        segments.extend(_checked_segments(part))
+    if not segments:
+        return root
+    base = root if root.endswith("/") else root + "/"
+    result = base + "/".join(segments)
+    if not result.startswith(base):  # defence in depth; segments cannot contain '/'
+        raise StorageError(f"path {result!r} escapes the storage root {root!r}")
+    return result
+
+
+def _checked_segments(part: str) -> list[str]:
+    text = str(part)
+    if not text:
+        raise StorageError("empty path part")
+    if text.startswith(("/", "\\")) or _is_url(text) or re.match(r"^[A-Za-z]:[\\/]", text):
+        raise StorageError(f"absolute path part {text!r} is not allowed")
+    if ".." in text:
+        raise StorageError(f"path part {text!r} contains '..'")
+    segments = [safe_token(s) for s in text.split("/")]
+    if any(s in ("", ".") for s in segments):
+        raise StorageError(f"path part {text!r} has an empty or '.' segment")
+    return segments
+
+
+def snapshot_uri(pipeline: str, run_id: str, name: str = "snapshot.parquet") -> str:
+    """`<root>/<pipeline>/runs/<safe run_id>/<name>`: one folder per pipeline run."""
+    return join(data_root(), pipeline, "runs", run_id, name)
+
+
+def _is_url(value: str) -> bool:
+    return "://" in value
+
+
+def _fs(uri: str) -> tuple[AbstractFileSystem, str]:
+    from fsspec.core import url_to_fs
+
+    return url_to_fs(uri)
+
+
+def _is_local(fs: AbstractFileSystem) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)
+
+
+def write_bytes_atomic(data: bytes, uri: str) -> dict[str, Any]:
+    """Write `data` to `uri` through a temp name and a rename; return uri, sha256 and size.
+
+    Locally the rename is `os.replace` (atomic on POSIX) after an fsync; on object stores
+    `fs.mv` is used, whose final PUT is what readers see.
+    """
+    fs, path = _fs(uri)
+    parent, _, name = path.rpartition("/")
+    if not name:
+        raise StorageError(f"{uri!r} does not name a file")
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    tmp = f"{parent}/.{name}.tmp-{uuid.uuid4().hex}"
+    try:
+        _write_tmp(fs, tmp, data)
+        if _is_local(fs):
+            os.replace(tmp, path)
+        else:
+            fs.mv(tmp, path)
+    except BaseException:
+        _remove_quietly(fs, tmp)
+        raise
+    return {"uri": uri, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def _write_tmp(fs: AbstractFileSystem, tmp: str, data: bytes) -> None:
+    if _is_local(fs):
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    else:
+        with fs.open(tmp, "wb") as fh:
+            fh.write(data)
+
+
+def _remove_quietly(fs: AbstractFileSystem, path: str) -> None:
+    try:
+        if fs.exists(path):
+            fs.rm(path)
+    except Exception:  # cleanup must never hide the original error
+        pass
+
+
+def parquet_bytes(df: pd.DataFrame) -> bytes:
+    """Serialize a DataFrame to parquet bytes, deterministically.
+
+    The index is dropped (`preserve_index=False`): otherwise a RangeIndex versus a
+    filtered index would change the pandas metadata, and so the hash, of equal data.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def write_parquet_atomic(df: pd.DataFrame, uri: str) -> dict[str, Any]:
+    """Write `df` as parquet to `uri` atomically; return uri, sha256, rows and bytes."""
+    result = write_bytes_atomic(parquet_bytes(df), uri)
+    return {**result, "rows": len(df)}
+
+
+def write_json_atomic(obj: Any, uri: str) -> dict[str, Any]:
+    """Write `obj` as JSON (sorted keys, indent 2, `default=str`) to `uri` atomically."""
+    text = json.dumps(obj, sort_keys=True, indent=2, default=str) + "\n"
+    return write_bytes_atomic(text.encode("utf-8"), uri)
+
+
+def read_parquet(uri: str) -> pd.DataFrame:
+    """Read a parquet file at `uri` into a DataFrame."""
+    import pyarrow.parquet as pq
+
+    fs, path = _fs(uri)
+    _require(fs, path, uri)
+    with fs.open(path, "rb") as fh:
+        return pq.read_table(fh).to_pandas()
+
+
+def read_json(uri: str) -> Any:
+    fs, path = _fs(uri)
+    _require(fs, path, uri)
+    with fs.open(path, "rb") as fh:
+        return json.loads(fh.read().decode("utf-8"))
+
+
+def sha256_of(uri: str) -> str:
+    """The sha256 of the file at `uri`, read in 1 MiB chunks so memory stays flat."""
+    fs, path = _fs(uri)
+    _require(fs, path, uri)
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def exists(uri: str) -> bool:
+    fs, path = _fs(uri)
+    return bool(fs.exists(path))
+
+
+def _require(fs: AbstractFileSystem, path: str, uri: str) -> None:
+    if not fs.exists(path):
+        raise FileNotFoundError(f"no such file: {uri}")

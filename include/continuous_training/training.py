@@ -1,0 +1,362 @@
+"""Train a candidate: time-based split, an sklearn Pipeline built from the config, MLflow logging.
+
+The preprocessing lives inside the Pipeline so that the registered model takes raw
+feature columns, exactly as batch inference will hand them over.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from continuous_training import registry, storage
+from continuous_training.config import PipelineConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+PACKAGES_LOGGED = (
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "scipy",
+    "pyarrow",
+    "mlflow",
+    "great-expectations",
+    "evidently",
+    "apache-airflow",
+)
+
+
+class TrainingError(ValueError):
+    """The data or the model config cannot produce a candidate; the message says which."""
+
+
+@dataclass(frozen=True)
+class Split:
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    holdout_start: datetime
+
+
+def time_split(df: pd.DataFrame, pipeline: PipelineConfig, window_end: datetime) -> Split:
+    """The most recent `holdout_days` before `window_end` are the holdout; nothing is shuffled.
+
+    A random split would leak the future into training and flatter every candidate.
+    """
+    holdout_start = window_end - timedelta(days=pipeline.windows.holdout_days)
+    times = df[pipeline.time_column]
+    train = df[times < holdout_start].reset_index(drop=True)
+    holdout = df[times >= holdout_start].reset_index(drop=True)
+    for name, part in (("training", train), ("holdout", holdout)):
+        if part.empty:
+            raise TrainingError(
+                f"pipeline {pipeline.name!r}: the {name} part of the window ending "
+                f"{window_end:%Y-%m-%d} "
+                f"is empty (holdout starts {holdout_start:%Y-%m-%d}; windows.holdout_days="
+                f"{pipeline.windows.holdout_days})"
+            )
+    if pipeline.task == "classification":
+        for name, part in (("training", train), ("holdout", holdout)):
+            classes = part[pipeline.target].nunique()
+            if classes < 2:
+                raise TrainingError(
+                    f"pipeline {pipeline.name!r}: the {name} data has a single class in target "
+                    f"{pipeline.target!r}; a classifier cannot be trained or evaluated"
+                )
+    return Split(train=train, holdout=holdout, holdout_start=holdout_start)
+
+
+def import_estimator(path: str, params: dict[str, Any]) -> Any:
+    module_name, _, class_name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise TrainingError(f"model.estimator: cannot import {path!r}: {exc}") from None
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise TrainingError(f"model.params: {path} rejected the params {params}: {exc}") from None
+
+
+def build_model(pipeline: PipelineConfig) -> Pipeline:
+    """Preprocessing derived from the feature types, then the configured estimator."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    transformers = []
+    if pipeline.features.numeric:
+        numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+        transformers.append(("numeric", numeric, pipeline.features.numeric))
+    if pipeline.features.categorical:
+        categorical = make_pipeline(
+            SimpleImputer(strategy="most_frequent"),
+            OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+        )
+        transformers.append(("categorical", categorical, pipeline.features.categorical))
+    preprocess = ColumnTransformer(transformers, remainder="drop")
+    estimator = import_estimator(pipeline.model.estimator, pipeline.model.params)
+    return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
+
+
+def predict_scores(model: Any, X: pd.DataFrame, task: str) -> Any:
+    """Positive-class probability for classifiers, the prediction for regressors."""
+    if task == "classification":
+        return model.predict_proba(X)[:, 1]
+    return model.predict(X)
+
+
+def git_sha() -> str:
+    if os.environ.get("CT_GIT_SHA"):
+        return os.environ["CT_GIT_SHA"]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in PACKAGES_LOGGED:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def pip_requirements() -> list[str]:
+    """Explicit, pinned serving requirements: what the model needs, not the whole worker."""
+    from importlib.metadata import version
+
+    return [
+        f"{name}=={version(name)}"
+        for name in ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops")
+    ]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Who asked for this candidate: the Airflow run, its trigger and its window end."""
+
+    airflow_run_id: str
+    trigger: str
+    window_end: datetime
+
+
+def _write_splits(pipeline: PipelineConfig, split: Split, run_id: str) -> dict[str, dict]:
+    return {
+        name: storage.write_parquet_atomic(
+            frame, storage.snapshot_uri(pipeline.name, run_id, f"{name}.parquet")
+        )
+        for name, frame in (("train", split.train), ("holdout", split.holdout))
+    }
+
+
+def _reuse_registered(
+    client: Any, pipeline: PipelineConfig, run: RunInfo, tracking_uri: str
+) -> dict[str, Any] | None:
+    """A retried task finds the version its first attempt registered: one run, one version."""
+    existing = registry.versions_for_run(client, pipeline.model_name, run.airflow_run_id)
+    if not existing:
+        return None
+    version = existing[0]
+    registry.wait_until_ready(client, pipeline.model_name, version.version)
+    mlflow_run = client.get_run(version.run_id)
+    payload_uri = storage.snapshot_uri(pipeline.name, run.airflow_run_id, "candidate.json")
+    if storage.exists(payload_uri):
+        return storage.read_json(payload_uri)
+    return _candidate_payload(
+        pipeline, str(version.version), mlflow_run.info, tracking_uri, splits=None
+    )
+
+
+def _candidate_payload(
+    pipeline: PipelineConfig,
+    version: str,
+    run_info: Any,
+    tracking_uri: str,
+    splits: dict[str, dict] | None,
+) -> dict[str, Any]:
+    return {
+        "model_name": pipeline.model_name,
+        "model_version": version,
+        "mlflow_run_id": run_info.run_id,
+        "experiment_id": run_info.experiment_id,
+        "mlflow_run_url": registry.run_url(tracking_uri, run_info.experiment_id, run_info.run_id),
+        "tracking_uri": tracking_uri,
+        "train": (splits or {}).get("train"),
+        "holdout": (splits or {}).get("holdout"),
+    }
+
+
+def train_candidate(
+    pipeline: PipelineConfig,
+    snapshot: dict[str, Any],
+    run: RunInfo,
+    tracking_uri: str,
+) -> dict[str, Any]:
+    """Split, fit, log and register one candidate; returns small JSON for the next task."""
+    import mlflow
+
+    client = registry.make_client(tracking_uri)
+    reused = _reuse_registered(client, pipeline, run, tracking_uri)
+    if reused is not None:
+        return reused
+
+    df = storage.read_parquet(snapshot["uri"])
+    split = time_split(df, pipeline, run.window_end)
+    splits = _write_splits(pipeline, split, run.airflow_run_id)
+    features = pipeline.features.all
+    model = build_model(pipeline)
+    model.fit(split.train[features], split.train[pipeline.target])
+
+    mlflow.set_experiment(pipeline.experiment_name)
+    run_tags = {
+        registry.TAG_RUN_ID: run.airflow_run_id,
+        registry.TAG_TRIGGER: run.trigger,
+        "ct.pipeline": pipeline.name,
+    }
+    with mlflow.start_run(
+        run_name=f"{pipeline.name}:{run.airflow_run_id}", tags=run_tags
+    ) as active:
+        _log_training(pipeline, model, split, splits, snapshot, run)
+        version = _register(pipeline, model, split, run, splits)
+        payload = _candidate_payload(pipeline, version, active.info, tracking_uri, splits)
+    client.set_registered_model_alias(pipeline.model_name, registry.CHALLENGER, version)
+    storage.write_json_atomic(
+        payload, storage.snapshot_uri(pipeline.name, run.airflow_run_id, "candidate.json")
+    )
+    return payload
+
+
+def _log_training(
+    pipeline: PipelineConfig,
+    model: Pipeline,
+    split: Split,
+    splits: dict[str, dict],
+    snapshot: dict[str, Any],
+    run: RunInfo,
+) -> None:
+    import mlflow
+
+    from continuous_training.evaluation import compute_metrics
+
+    mlflow.log_params(
+        {
+            "estimator": pipeline.model.estimator,
+            **{f"model.{k}": v for k, v in pipeline.model.params.items()},
+            "training_days": pipeline.windows.training_days,
+            "holdout_days": pipeline.windows.holdout_days,
+            "window_end": run.window_end.isoformat(),
+            "holdout_start": split.holdout_start.isoformat(),
+            "train_rows": len(split.train),
+            "holdout_rows": len(split.holdout),
+            "numeric_features": ",".join(pipeline.features.numeric),
+            "categorical_features": ",".join(pipeline.features.categorical),
+        }
+    )
+    mlflow.set_tags(
+        {
+            registry.TAG_TRAIN_SHA: splits["train"]["sha256"],
+            registry.TAG_HOLDOUT_SHA: splits["holdout"]["sha256"],
+            "ct.snapshot_sha256": snapshot["sha256"],
+            registry.TAG_GIT_SHA: git_sha(),
+        }
+    )
+    scores = predict_scores(model, split.holdout[pipeline.features.all], pipeline.task)
+    metrics = compute_metrics(pipeline.task, split.holdout[pipeline.target].to_numpy(), scores)
+    mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
+    mlflow.log_dict(package_versions(), "environment/package_versions.json")
+    mlflow.log_input(
+        mlflow.data.from_pandas(
+            split.train, source=splits["train"]["uri"], targets=pipeline.target, name="train"
+        ),
+        context="training",
+    )
+    mlflow.log_input(
+        mlflow.data.from_pandas(
+            split.holdout, source=splits["holdout"]["uri"], targets=pipeline.target, name="holdout"
+        ),
+        context="holdout",
+    )
+
+
+def _register(
+    pipeline: PipelineConfig,
+    model: Pipeline,
+    split: Split,
+    run: RunInfo,
+    splits: dict[str, dict],
+) -> str:
+    import mlflow
+    from mlflow.models import infer_signature
+
+    X = split.train[pipeline.features.all]
+    example = X.head(5)
+    signature = infer_signature(example, predict_scores(model, example, pipeline.task))
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=signature,
+        input_example=example,
+        pip_requirements=pip_requirements(),
+        skops_trusted_types=skops_trusted_types(model),
+    )
+    # Tags go in with the registration itself, so a retry can always find this version
+    # by its Airflow run id: a crash can never leave an untagged orphan version.
+    registered = mlflow.register_model(
+        info.model_uri,
+        pipeline.model_name,
+        tags={
+            registry.TAG_RUN_ID: run.airflow_run_id,
+            registry.TAG_TRIGGER: run.trigger,
+            registry.TAG_TRAIN_SHA: splits["train"]["sha256"],
+            registry.TAG_GIT_SHA: git_sha(),
+        },
+    )
+    version = str(registered.version)
+    registry.wait_until_ready(mlflow.MlflowClient(), pipeline.model_name, version)
+    _log_reference_sample(pipeline, split.train)
+    return version
+
+
+def skops_trusted_types(model: Any) -> list[str] | None:
+    """Types skops must accept to load the model back; computed, not hand-listed."""
+    try:
+        import skops.io as sio
+    except ImportError:
+        return None
+    return sio.get_untrusted_types(data=sio.dumps(model))
+
+
+def _log_reference_sample(pipeline: PipelineConfig, train: pd.DataFrame) -> None:
+    """A bounded sample of the training data, kept with the model as the drift reference."""
+    import tempfile
+
+    import mlflow
+
+    n = min(len(train), pipeline.drift.sample_size)
+    sample = train.sample(n=n, random_state=0) if n < len(train) else train
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reference.parquet"
+        sample.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="reference")

@@ -1,0 +1,349 @@
+"""Data sources: the synthetic demo data, file sources, plugin classes and the window contract."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from continuous_training.config import PipelineConfig, parse_pipeline
+from continuous_training.sources import (
+    SYNTHETIC_COLUMNS,
+    DataSource,
+    FileSource,
+    SourceError,
+    SyntheticSource,
+    Window,
+    fetch_window,
+    make_source,
+)
+
+MakeConfig = Callable[..., PipelineConfig]
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+class MySource(DataSource):
+    """A user source as a plugin would write it: rows out of order, one outside the window."""
+
+    def fetch(self, window: Window) -> pd.DataFrame:
+        stamps = [window.start + timedelta(hours=h) for h in (5, 1, 3)] + [window.end]
+        return pd.DataFrame(
+            {
+                "event_time": [t.isoformat() for t in stamps],
+                "customer_id": ["c", "a", "b", "z"],
+                "tag": [self.options.get("tag")] * 4,
+            }
+        )
+
+
+class NotASource:
+    pass
+
+
+# --------------------------------------------------------------------------- window
+
+
+def test_window_normalises_to_utc() -> None:
+    cet = timezone(timedelta(hours=1))
+    w = Window(datetime(2026, 3, 1, 1, tzinfo=cet), datetime(2026, 3, 8, 1, tzinfo=cet))
+    assert w.start == utc(2026, 3, 1) and w.start.tzinfo is UTC
+    assert w.days == 7
+    assert Window.from_end(utc(2026, 3, 8), 7) == w
+    assert str(w) == "[2026-03-01T00:00:00+00:00, 2026-03-08T00:00:00+00:00)"
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        (datetime(2026, 3, 1), utc(2026, 3, 2), "timezone-aware"),
+        (utc(2026, 3, 2), utc(2026, 3, 2), "not before"),
+        ("2026-03-01'; DROP TABLE t; --", utc(2026, 3, 2), "must be a datetime"),
+    ],
+)
+def test_window_rejects_bad_bounds(start: object, end: datetime, message: str) -> None:
+    with pytest.raises(SourceError, match=message):
+        Window(start, end)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- synthetic
+
+
+def test_synthetic_schema_and_ranges(make_config: MakeConfig) -> None:
+    config = make_config()
+    window = Window(utc(2026, 2, 1), utc(2026, 2, 8))
+    df = fetch_window(make_source(config), config, window)
+    assert list(df.columns) == config.columns
+    assert {c: str(t) for c, t in df.dtypes.items()} == SYNTHETIC_COLUMNS
+    assert len(df) == 7 * config.source.rows_per_day
+    assert df["customer_id"].is_unique
+    assert df["event_time"].min() >= window.start and df["event_time"].max() < window.end
+    assert df["event_time"].is_monotonic_increasing
+    assert df["tenure_months"].between(0, 120).all()
+    assert df["monthly_charges"].between(20, 200).all()
+    assert df["support_calls"].between(0, 15).all()
+    assert (df["usage_gb"] >= 0).all()
+    assert set(df["plan"]) == {"basic", "standard", "premium"}
+    assert set(df["region"]) == {"north", "south", "east", "west"}
+    assert set(df["payment_method"]) == {"card", "bank_transfer", "paypal", "voucher"}
+    assert set(df["churned"]) == {0, 1}
+    assert 0.15 < df["churned"].mean() < 0.35
+
+
+def test_synthetic_is_deterministic_per_day(make_config: MakeConfig) -> None:
+    config = make_config()
+    source = make_source(config)
+    a = fetch_window(source, config, Window(utc(2026, 2, 1), utc(2026, 2, 10)))
+    again = fetch_window(make_source(config), config, Window(utc(2026, 2, 1), utc(2026, 2, 10)))
+    pd.testing.assert_frame_equal(a, again)
+
+    # an overlapping window with partial days shares exactly the rows of the shared span
+    b = fetch_window(source, config, Window(utc(2026, 2, 5, 12), utc(2026, 2, 14)))
+    shared_a = a[a["event_time"] >= utc(2026, 2, 5, 12)].reset_index(drop=True)
+    shared_b = b[b["event_time"] < utc(2026, 2, 10)].reset_index(drop=True)
+    assert len(shared_a) > 0
+    pd.testing.assert_frame_equal(shared_a, shared_b)
+
+    other_seed = make_config(source={"seed": 7})
+    c = fetch_window(make_source(other_seed), other_seed, Window(utc(2026, 2, 1), utc(2026, 2, 2)))
+    assert not c["monthly_charges"].equals(a["monthly_charges"].iloc[: len(c)])
+
+
+def test_synthetic_drift_starts_at_onset(make_config: MakeConfig) -> None:
+    drifting = make_config(source={"drift_onset": "2026-03-01", "rows_per_day": 1000})
+    stable = make_config(source={"drift_onset": None, "rows_per_day": 1000})
+    before = Window(utc(2026, 2, 22), utc(2026, 3, 1))
+    after = Window(utc(2026, 3, 1), utc(2026, 3, 8))
+
+    pre_d = fetch_window(make_source(drifting), drifting, before)
+    pre_s = fetch_window(make_source(stable), stable, before)
+    pd.testing.assert_frame_equal(pre_d, pre_s)  # nothing changes before the onset
+
+    post_d = fetch_window(make_source(drifting), drifting, after)
+    post_s = fetch_window(make_source(stable), stable, after)
+    assert post_d["monthly_charges"].mean() > 1.15 * post_s["monthly_charges"].mean()
+    assert post_d["support_calls"].mean() > post_s["support_calls"].mean() + 0.5
+    share = post_d["payment_method"].value_counts(normalize=True)
+    assert share["paypal"] > 0.3 > pre_d["payment_method"].value_counts(normalize=True)["paypal"]
+
+    def paypal_lift(df: pd.DataFrame) -> float:
+        by_payment = df.groupby("payment_method")["churned"].mean()
+        return by_payment["paypal"] - by_payment["card"]
+
+    # the label relationship moves too: paypal customers start to churn
+    assert paypal_lift(post_d) > paypal_lift(post_s) + 0.15
+
+
+def _without_columns(raw: dict[str, Any], *dropped: str) -> dict[str, Any]:
+    """churn.yaml minus some columns, including their expectations."""
+    raw["features"] = {
+        kind: [c for c in cols if c not in dropped] for kind, cols in raw["features"].items()
+    }
+    raw["expectations"]["columns"] = {
+        c: e for c, e in raw["expectations"]["columns"].items() if c not in dropped
+    }
+    return raw
+
+
+def test_synthetic_accepts_a_subset_of_its_columns(churn_config: dict[str, Any]) -> None:
+    raw = _without_columns(churn_config, "monthly_charges", "support_calls", "usage_gb", "region")
+    config = parse_pipeline(raw)
+    df = fetch_window(make_source(config), config, Window(utc(2026, 2, 1), utc(2026, 2, 2)))
+    expected = ["event_time", "customer_id", "tenure_months", "plan", "payment_method", "churned"]
+    assert list(df.columns) == expected
+
+
+def test_synthetic_names_columns_it_cannot_make(churn_config: dict[str, Any]) -> None:
+    raw = _without_columns(churn_config, "churned")
+    raw["target"] = "label"
+    raw["features"]["numeric"].append("age")
+    config = parse_pipeline(raw)
+    with pytest.raises(
+        SourceError, match=r"synthetic' cannot produce the columns \['age', 'label'\]"
+    ):
+        make_source(config).fetch(Window(utc(2026, 2, 1), utc(2026, 2, 2)))
+
+
+# --------------------------------------------------------------------------- plugins
+
+
+def test_make_source_builtins(make_config: MakeConfig, tmp_path: Path) -> None:
+    assert isinstance(make_source(make_config()), SyntheticSource)
+    file_config = make_config(source={"kind": "file", "path": str(tmp_path)})
+    assert isinstance(make_source(file_config), FileSource)
+
+
+def test_make_source_by_import_path(make_config: MakeConfig) -> None:
+    config = make_config(
+        source={"kind": "tests.unit.test_sources.MySource", "options": {"tag": "x"}}
+    )
+    source = make_source(config, connection_uri="sqlite://")
+    assert type(source).__name__ == "MySource"
+    assert source.connection_uri == "sqlite://"
+    df = fetch_window(source, config, Window(utc(2026, 3, 1), utc(2026, 3, 2)))
+    assert list(df["customer_id"]) == ["a", "b", "c"]  # sorted by time; the end is excluded
+    assert str(df["event_time"].dtype) == "datetime64[ns, UTC]"
+    assert list(df.index) == [0, 1, 2]
+    assert set(df["tag"]) == {"x"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("no_such_package.sources.Thing", "cannot import 'no_such_package.sources.Thing'"),
+        ("tests.unit.test_sources.Missing", "cannot import 'tests.unit.test_sources.Missing'"),
+        ("tests.unit.test_sources.NotASource", "is not a subclass of"),
+        ("continuous_training.sources.DataSource", "does not implement fetch"),
+    ],
+)
+def test_make_source_bad_import_path(make_config: MakeConfig, kind: str, message: str) -> None:
+    config = make_config(source={"kind": kind})
+    with pytest.raises(SourceError, match=r"source\.kind") as err:
+        make_source(config)
+    assert message in str(err.value)
+
+
+def test_fetch_window_requires_the_time_column(make_config: MakeConfig) -> None:
+    config = make_config(time_column="ts", source={"kind": "tests.unit.test_sources.MySource"})
+    with pytest.raises(SourceError, match="time_column 'ts' is missing"):
+        fetch_window(make_source(config), config, Window(utc(2026, 3, 1), utc(2026, 3, 2)))
+
+
+class BadTimes(DataSource):
+    def fetch(self, window: Window) -> pd.DataFrame:
+        return pd.DataFrame({"event_time": ["yesterday"], "customer_id": ["a"]})
+
+
+def test_fetch_window_names_unreadable_time_column(make_config: MakeConfig) -> None:
+    config = make_config(source={"kind": "tests.unit.test_sources.BadTimes"})
+    with pytest.raises(SourceError, match="time_column 'event_time' cannot be read"):
+        fetch_window(make_source(config), config, Window(utc(2026, 3, 1), utc(2026, 3, 2)))
+
+
+def test_core_modules_import_nothing_heavy() -> None:
+    """Parse-time safety: importing sources/storage pulls in neither Airflow nor pandas."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, continuous_training.sources, continuous_training.storage\n"
+        "heavy = {'airflow', 'pandas', 'numpy', 'pyarrow', 'sqlalchemy', 'fsspec'}\n"
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- files
+
+
+@pytest.fixture
+def month(make_config: MakeConfig) -> pd.DataFrame:
+    """Four weeks of synthetic rows, written to files by the tests below."""
+    config = make_config(source={"rows_per_day": 50})
+    return fetch_window(make_source(config), config, Window(utc(2026, 2, 1), utc(2026, 3, 1)))
+
+
+def _file_config(make_config: MakeConfig, path: Path | str, **source: object) -> PipelineConfig:
+    return make_config(source={"kind": "file", "path": str(path), **source})
+
+
+def _expected(month: pd.DataFrame, window: Window) -> pd.DataFrame:
+    inside = (month["event_time"] >= window.start) & (month["event_time"] < window.end)
+    return month[inside].reset_index(drop=True)
+
+
+def test_file_source_parquet_filters_to_window(
+    make_config: MakeConfig, month: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.parquet"
+    month.sample(frac=1, random_state=1).to_parquet(path, index=False, row_group_size=200)
+    config = _file_config(make_config, path)
+    window = Window(utc(2026, 2, 10, 6), utc(2026, 2, 17))
+    df = fetch_window(make_source(config), config, window)
+    pd.testing.assert_frame_equal(df, _expected(month, window))
+
+
+def test_file_source_parquet_with_naive_times(
+    make_config: MakeConfig, month: pd.DataFrame, tmp_path: Path
+) -> None:
+    naive = month.assign(event_time=month["event_time"].dt.tz_localize(None))
+    naive.to_parquet(tmp_path / "naive.parquet", index=False)
+    config = _file_config(make_config, tmp_path / "naive.parquet")
+    window = Window(utc(2026, 2, 3), utc(2026, 2, 4))
+    df = fetch_window(make_source(config), config, window)
+    pd.testing.assert_frame_equal(df, _expected(month, window))
+
+
+def test_file_source_csv(make_config: MakeConfig, month: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "events.data"
+    month.to_csv(path, index=False)
+    config = _file_config(make_config, path, format="csv")
+    window = Window(utc(2026, 2, 20), utc(2026, 2, 27))
+    df = fetch_window(make_source(config), config, window)
+    pd.testing.assert_frame_equal(df, _expected(month, window), check_exact=False)
+
+
+def test_file_source_glob_and_folder(
+    make_config: MakeConfig, month: pd.DataFrame, tmp_path: Path
+) -> None:
+    for week, part in month.groupby(month["event_time"].dt.isocalendar().week):
+        part.to_parquet(tmp_path / f"week={week}.parquet", index=False)
+    (tmp_path / "_SUCCESS").write_text("")
+    (tmp_path / "notes.txt").write_text("not data")
+    window = Window(utc(2026, 2, 6), utc(2026, 2, 25))
+    for path in (tmp_path / "*.parquet", tmp_path):
+        config = _file_config(make_config, path)
+        df = fetch_window(make_source(config), config, window)
+        pd.testing.assert_frame_equal(df, _expected(month, window))
+
+
+def test_file_source_keeps_schema_order_and_extra_columns(
+    make_config: MakeConfig, month: pd.DataFrame, tmp_path: Path
+) -> None:
+    reordered = month[list(reversed(month.columns))].assign(extra=1)
+    reordered.to_parquet(tmp_path / "x.parquet", index=False)
+    config = _file_config(make_config, tmp_path / "x.parquet")
+    df = make_source(config).fetch(Window(utc(2026, 2, 1), utc(2026, 2, 2)))
+    assert list(df.columns) == [*config.columns, "extra"]
+
+
+def test_file_source_missing_path(make_config: MakeConfig, tmp_path: Path) -> None:
+    window = Window(utc(2026, 2, 1), utc(2026, 2, 2))
+    for path in (tmp_path / "nope.parquet", tmp_path / "*.parquet"):
+        config = _file_config(make_config, path)
+        with pytest.raises(SourceError, match=r"source\.path") as err:
+            make_source(config).fetch(window)
+        assert str(path) in str(err.value)
+
+
+def test_file_source_unknown_extension(make_config: MakeConfig, tmp_path: Path) -> None:
+    (tmp_path / "events.data").write_text("a,b\n")
+    config = _file_config(make_config, tmp_path / "events.data")
+    with pytest.raises(SourceError, match=r"source\.format"):
+        make_source(config).fetch(Window(utc(2026, 2, 1), utc(2026, 2, 2)))
+
+
+def test_file_source_memory_url(make_config: MakeConfig, month: pd.DataFrame) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    with fs.open("/ct-test-sources/events.parquet", "wb") as fh:
+        month.to_parquet(fh, index=False)
+    try:
+        config = _file_config(make_config, "memory://ct-test-sources/")
+        window = Window(utc(2026, 2, 2), utc(2026, 2, 3))
+        df = fetch_window(make_source(config), config, window)
+        pd.testing.assert_frame_equal(df, _expected(month, window))
+    finally:
+        fs.rm("/ct-test-sources", recursive=True)
+
+
+def test_drift_onset_is_a_date(make_config: MakeConfig) -> None:
+    assert make_config().source.drift_onset == date(2026, 3, 1)

@@ -1,0 +1,162 @@
+"""Storage: atomic writes, stable hashes, safe paths, fsspec URLs."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+
+import fsspec
+import pandas as pd
+import pytest
+
+from continuous_training import storage
+from continuous_training.storage import StorageError
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "event_time": pd.date_range("2026-03-01", periods=50, freq="h", tz="UTC"),
+            "customer_id": [f"C{i:03d}" for i in range(50)],
+            "monthly_charges": [20.5 + i for i in range(50)],
+            "plan": ["basic", "premium"] * 25,
+        }
+    )
+
+
+def test_data_root_defaults_to_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CT_DATA_ROOT", raising=False)
+    root = storage.data_root()
+    assert root == str(Path.home() / ".local/share/continuous-training/data")
+
+
+def test_data_root_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CT_DATA_ROOT", "s3://bucket/ct/")
+    assert storage.data_root() == "s3://bucket/ct"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CT_DATA_ROOT", "relative/data")
+    assert storage.data_root() == str(tmp_path / "relative/data")
+
+
+def test_snapshot_uri_sanitizes_run_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CT_DATA_ROOT", "s3://bucket/ct")
+    uri = storage.snapshot_uri("churn", "scheduled__2026-03-01T02:00:00+00:00")
+    assert uri == "s3://bucket/ct/churn/runs/scheduled__2026-03-01T02_00_00_00_00/snapshot.parquet"
+
+
+@pytest.mark.parametrize(
+    ("raw", "token"),
+    [
+        ("scheduled__2026-03-01T02:00:00+00:00", "scheduled__2026-03-01T02_00_00_00_00"),
+        ("manual run/ä", "manual_run__"),
+        ("a.b=c-d_e", "a.b=c-d_e"),
+    ],
+)
+def test_safe_token(raw: str, token: str) -> None:
+    assert storage.safe_token(raw) == token
+
+
+def test_join_builds_paths_under_root() -> None:
+    assert storage.join("/data", "churn", "runs/x:1") == "/data/churn/runs/x_1"
+    assert storage.join("memory://", "a", "b") == "memory://a/b"
+    assert storage.join("s3://bucket/", "a") == "s3://bucket/a"
+
+
+@pytest.mark.parametrize(
+    "part",
+    ["/etc/passwd", "..", "../up", "a/../../b", "a/..", "s3://other/x", "\\\\server\\x", "C:/x"],
+)
+def test_join_refuses_escapes(part: str) -> None:
+    with pytest.raises(StorageError) as err:
+        storage.join("/data/root", "churn", part)
+    assert repr(part) in str(err.value)
+
+
+@pytest.mark.parametrize("part", ["", "a//b", "./a"])
+def test_join_refuses_empty_segments(part: str) -> None:
+    with pytest.raises(StorageError):
+        storage.join("/data/root", part)
+
+
+def test_write_parquet_atomic_is_stable_and_replaces(tmp_path: Path, frame: pd.DataFrame) -> None:
+    uri = str(tmp_path / "churn/runs/r1/snapshot.parquet")  # parents do not exist yet
+    first = storage.write_parquet_atomic(frame, uri)
+    assert first["uri"] == uri
+    assert first["rows"] == 50
+    assert first["bytes"] == Path(uri).stat().st_size
+    assert first["sha256"] == hashlib.sha256(Path(uri).read_bytes()).hexdigest()
+    assert storage.sha256_of(uri) == first["sha256"]
+
+    # the same data with a different index and a copy hashes the same: index is not stored
+    shuffled = frame.sample(frac=1, random_state=0).sort_values("event_time")
+    second = storage.write_parquet_atomic(shuffled, uri)
+    assert second["sha256"] == first["sha256"]
+
+    third = storage.write_parquet_atomic(frame.head(10), uri)
+    assert third["sha256"] != first["sha256"]
+    assert len(storage.read_parquet(uri)) == 10
+    assert sorted(p.name for p in Path(uri).parent.iterdir()) == ["snapshot.parquet"]
+
+
+def test_parquet_round_trip_keeps_dtypes(tmp_path: Path, frame: pd.DataFrame) -> None:
+    uri = str(tmp_path / "x.parquet")
+    storage.write_parquet_atomic(frame, uri)
+    pd.testing.assert_frame_equal(storage.read_parquet(uri), frame)
+
+
+def test_failed_write_leaves_old_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "out.json"
+    target.write_text('{"old": true}\n')
+    with pytest.raises(TypeError):  # fails while writing the temp file
+        storage.write_bytes_atomic("not bytes", str(target))  # type: ignore[arg-type]
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(storage.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk on fire"):  # fails at the rename
+        storage.write_json_atomic({"new": True}, str(target))
+    assert target.read_text() == '{"old": true}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_json_is_sorted_and_stable(tmp_path: Path) -> None:
+    uri = str(tmp_path / "decision.json")
+    a = storage.write_json_atomic({"b": 1, "a": pd.Timestamp("2026-03-01", tz="UTC")}, uri)
+    assert Path(uri).read_text().splitlines()[1].strip().startswith('"a"')
+    assert storage.read_json(uri) == {"a": "2026-03-01 00:00:00+00:00", "b": 1}
+    b = storage.write_json_atomic({"a": pd.Timestamp("2026-03-01", tz="UTC"), "b": 1}, uri)
+    assert a["sha256"] == b["sha256"]
+
+
+def test_exists_and_missing_files(tmp_path: Path) -> None:
+    uri = str(tmp_path / "nope.parquet")
+    assert not storage.exists(uri)
+    with pytest.raises(FileNotFoundError, match=r"nope\.parquet"):
+        storage.read_parquet(uri)
+    with pytest.raises(FileNotFoundError, match=r"nope\.parquet"):
+        storage.sha256_of(uri)
+
+
+def test_memory_url_works(frame: pd.DataFrame) -> None:
+    root = f"memory://ct-test-{uuid.uuid4().hex}"
+    uri = storage.join(root, "churn", "runs", "manual__2026-03-01T00:00:00+00:00", "s.parquet")
+    try:
+        first = storage.write_parquet_atomic(frame, uri)
+        second = storage.write_parquet_atomic(frame, uri)
+        assert storage.exists(uri)
+        assert first["sha256"] == second["sha256"] == storage.sha256_of(uri)
+        pd.testing.assert_frame_equal(storage.read_parquet(uri), frame)
+        fs, path = fsspec.core.url_to_fs(uri)
+        assert [p.rsplit("/", 1)[-1] for p in fs.ls(path.rsplit("/", 1)[0], detail=False)] == [
+            "s.parquet"
+        ]
+        storage.write_json_atomic({"ok": True}, storage.join(root, "m.json"))
+        assert storage.read_json(storage.join(root, "m.json")) == {"ok": True}
+    finally:
+        fs, path = fsspec.core.url_to_fs(root)
+        fs.rm(path, recursive=True)
