@@ -4,7 +4,8 @@
 set -euo pipefail
 source "$(dirname "$0")/local_env.sh"
 MLFLOW_PID=""
-trap '[ -n "$MLFLOW_PID" ] && kill "$MLFLOW_PID" 2>/dev/null || true' EXIT
+trap '[ -n "$MLFLOW_PID" ] && kill -TERM -- "-$MLFLOW_PID" 2>/dev/null || true' EXIT
+set -m  # the MLflow server gets its own process group, so the trap stops its workers too
 
 start_mlflow
 airflow db migrate >"$LOCAL/airflow-migrate.log" 2>&1

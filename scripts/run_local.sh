@@ -7,12 +7,19 @@ MLFLOW_PID=""
 AIRFLOW_PID=""
 stop() {
   trap - INT TERM EXIT
-  echo "stopping..."
-  for pid in $AIRFLOW_PID $MLFLOW_PID; do kill -TERM -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  echo "stopping Airflow and MLflow..."
+  local groups="$AIRFLOW_PID $MLFLOW_PID"
+  for pid in $groups; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 30); do
+    local alive=""
+    for pid in $groups; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+    [ -z "$alive" ] && return 0
+    sleep 1
+  done
+  for pid in $groups; do kill -KILL -- "-$pid" 2>/dev/null || true; done
 }
 trap stop INT TERM EXIT
-set -m  # each background job gets its own process group, so Ctrl-C reaches all its children
+set -m  # each background job gets its own process group, so stop() reaches all its children
 
 start_mlflow
 airflow db migrate >"$LOCAL/airflow-migrate.log" 2>&1
@@ -24,9 +31,12 @@ for dag_id in $(python -c "
 from continuous_training.config import load_all_pipelines
 from continuous_training.dag_factory import build_dags
 print(' '.join(d for c in load_all_pipelines() for d in build_dags(c)))"); do
-  for _ in $(seq 1 240); do
-    airflow dags unpause "$dag_id" >/dev/null 2>&1 && { echo "unpaused $dag_id"; break; }
-    sleep 1
+  for _ in $(seq 1 120); do
+    if airflow dags list -o plain 2>/dev/null | grep -q "^$dag_id "; then
+      airflow dags unpause "$dag_id" >/dev/null 2>&1 && echo "unpaused $dag_id"
+      break
+    fi
+    sleep 2
   done
 done
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -66,6 +68,17 @@ def start_mlflow_server(directory: Path, port: int) -> subprocess.Popen:
     return process
 
 
+def stop_process_group(process: subprocess.Popen) -> None:
+    """The server's workers and job runners live in its session: stop them all."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=15)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=5)
+
+
 @pytest.fixture(scope="session")
 def mlflow_server() -> Iterator[str]:
     """A real MLflow tracking server (SQLite backend, local artifacts) for the whole session."""
@@ -76,11 +89,7 @@ def mlflow_server() -> Iterator[str]:
     try:
         yield uri
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process_group(process)
 
 
 @pytest.fixture(scope="session")

@@ -56,10 +56,10 @@ def window_end(context: Any) -> datetime:
 
 def trigger_of(context: Any, default: str) -> str:
     """`schedule` for cron runs, `drift` for asset-triggered runs, `manual` for a person."""
-    run_type = str(getattr(context["dag_run"], "run_type", "") or "")
     if default == "drift":
         return "drift"
-    if run_type.endswith("manual"):
+    run_type = getattr(context["dag_run"], "run_type", None)
+    if str(getattr(run_type, "value", run_type)).lower() == "manual":
         return "manual"
     return default
 
