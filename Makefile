@@ -17,6 +17,7 @@ help:
 	@echo "make demo      three weekly retrainings headless, decisions printed"
 	@echo "make test      lint + every test (unit, DAG integrity, end to end)"
 	@echo "make lint      ruff check and format check"
+	@echo "make bench     benchmarks, printed as ratios against a baseline run in the same process"
 
 install: $(STAMP)
 
@@ -43,6 +44,9 @@ format: install
 
 test: install lint
 	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/dag_parse.py
 
 test-unit: install
 	$(PY) -m pytest tests/unit tests/dags

@@ -56,7 +56,8 @@ class SourceConfig(_Strict):
     def _kind_needs(self) -> SourceConfig:
         if self.kind not in BUILTIN_SOURCES and "." not in self.kind:
             raise ValueError(
-                f"unknown source kind {self.kind!r}: use one of {sorted(BUILTIN_SOURCES)} "
+                f"source.kind: unknown source kind {self.kind!r}: "
+                f"use one of {sorted(BUILTIN_SOURCES)} "
                 "or an import path such as 'my_package.sources.MySource'"
             )
         if self.kind == "file" and not self.path:
@@ -81,6 +82,10 @@ class FeaturesConfig(_Strict):
     def _non_empty_and_disjoint(self) -> FeaturesConfig:
         if not self.numeric and not self.categorical:
             raise ValueError("at least one numeric or categorical feature is required")
+        for key, names in (("numeric", self.numeric), ("categorical", self.categorical)):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"features.{key}: columns listed twice: {twice}")
         both = set(self.numeric) & set(self.categorical)
         if both:
             raise ValueError(f"columns listed as both numeric and categorical: {sorted(both)}")
@@ -155,10 +160,16 @@ class GatesConfig(_Strict):
     @model_validator(mode="after")
     def _known_metrics(self) -> GatesConfig:
         known = HIGHER_IS_BETTER | LOWER_IS_BETTER
-        for metric in [self.primary_metric, *self.guardrails]:
+        for key, metric in _metric_keys(self):
             if metric not in known:
-                raise ValueError(f"unknown metric {metric!r}: use one of {sorted(known)}")
+                raise ValueError(f"{key}: unknown metric {metric!r}: use one of {sorted(known)}")
         return self
+
+
+def _metric_keys(gates: GatesConfig) -> list[tuple[str, str]]:
+    """(dotted key, metric) for every metric a gate names, so errors can point at the key."""
+    keys = [("gates.primary_metric", gates.primary_metric)]
+    return keys + [(f"gates.guardrails.{m}", m) for m in gates.guardrails]
 
 
 class DriftConfig(_Strict):
@@ -207,10 +218,27 @@ class PipelineConfig(_Strict):
                 f"{sorted(unknown)}"
             )
         allowed = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
-        for metric in [self.gates.primary_metric, *self.gates.guardrails]:
+        for key, metric in _metric_keys(self.gates):
             if metric not in allowed:
-                raise ValueError(f"metric {metric!r} does not apply to a {self.task} task")
+                raise ValueError(f"{key}: metric {metric!r} does not apply to a {self.task} task")
+        self._one_role_per_column()
         return self
+
+    def _one_role_per_column(self) -> None:
+        roles: dict[str, list[str]] = {}
+        keyed = [
+            ("time_column", [self.time_column]),
+            ("id_columns", self.id_columns),
+            ("features", self.features.all),
+            ("target", [self.target]),
+        ]
+        for key, columns in keyed:
+            for column in columns:
+                roles.setdefault(column, []).append(key)
+        clashes = {c: keys for c, keys in roles.items() if len(keys) > 1}
+        if clashes:
+            described = "; ".join(f"{c!r} is in {' and '.join(k)}" for c, k in clashes.items())
+            raise ValueError(f"a column may have one role only: {described}")
 
     @property
     def columns(self) -> list[str]:
@@ -265,6 +293,8 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
 
 def load_all_pipelines(directory: str | Path | None = None) -> list[PipelineConfig]:
     directory = Path(directory) if directory else pipelines_dir()
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: pipelines folder not found (set by CT_PIPELINES_DIR)")
     return [load_pipeline(p) for p in sorted(directory.glob("*.yaml"))]
 
 

@@ -168,10 +168,13 @@ def apply_decision(
     client.set_registered_model_alias(model_name, CHAMPION, version)
     after = alias_version(client, model_name, CHAMPION)
     if after != version:
-        raise ChampionChangedError(
+        reason = (
             f"champion of {model_name} is version {after} right after promoting {version}: "
             "a concurrent promotion won"
         )
+        # The record must not claim a promotion that did not stick.
+        set_version_tags(client, model_name, version, {TAG_DECISION: REJECTED, TAG_REASON: reason})
+        raise ChampionChangedError(reason)
 
 
 def model_uri(model_name: str, version: str) -> str:

@@ -80,9 +80,13 @@ def import_estimator(path: str, params: dict[str, Any]) -> Any:
     except (ImportError, AttributeError) as exc:
         raise TrainingError(f"model.estimator: cannot import {path!r}: {exc}") from None
     try:
-        return cls(**params)
-    except TypeError as exc:
+        estimator = cls(**params)
+        # sklearn checks values only in fit(); check them now, before any data is read.
+        if hasattr(estimator, "_validate_params"):
+            estimator._validate_params()
+    except (TypeError, ValueError) as exc:
         raise TrainingError(f"model.params: {path} rejected the params {params}: {exc}") from None
+    return estimator
 
 
 def build_model(pipeline: PipelineConfig) -> Pipeline:

@@ -34,9 +34,13 @@ def resolve_tracking_uri(conn_id: str = MLFLOW_CONN_ID) -> str:
         conn = BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
         return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+    if conn.login:
+        # MLflow's client reads basic-auth credentials from these variables.
+        os.environ["MLFLOW_TRACKING_USERNAME"] = conn.login
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = conn.password or ""
     if conn.host and "://" in conn.host:
         return conn.host.rstrip("/")
-    scheme = conn.schema or "http"
+    scheme = conn.schema or (conn.conn_type if conn.conn_type in ("http", "https") else "http")
     port = f":{conn.port}" if conn.port else ""
     return f"{scheme}://{conn.host}{port}"
 
