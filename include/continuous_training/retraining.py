@@ -129,7 +129,7 @@ def evaluate_candidate(
         if champion_version is None
         else {"version": champion_version, "metrics": champion_metrics},
         "bootstrap": None if bootstrap is None else _as_dict(bootstrap),
-        "gate": gate.to_json(),
+        "gate": gate.to_dict(),
         "final": None,
     }
     card = evaluation.render_model_card(

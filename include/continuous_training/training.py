@@ -7,8 +7,10 @@ feature columns, exactly as batch inference will hand them over.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +22,8 @@ from continuous_training.config import PipelineConfig
 if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
 
 PACKAGES_LOGGED = (
     "scikit-learn",
@@ -224,6 +228,7 @@ def train_candidate(
     client = registry.make_client(tracking_uri)
     reused = _reuse_registered(client, pipeline, run, tracking_uri)
     if reused is not None:
+        log.info("reusing version %s registered by this run", reused["model_version"])
         return reused
 
     df = storage.read_parquet(snapshot["uri"])
@@ -231,7 +236,16 @@ def train_candidate(
     splits = _write_splits(pipeline, split, run.airflow_run_id)
     features = pipeline.features.all
     model = build_model(pipeline)
+    started = time.perf_counter()
     model.fit(split.train[features], split.train[pipeline.target])
+    log.info(
+        "fitted %s on %d rows in %.1fs; holdout %d rows from %s",
+        pipeline.model.estimator,
+        len(split.train),
+        time.perf_counter() - started,
+        len(split.holdout),
+        split.holdout_start.date(),
+    )
 
     mlflow.set_experiment(pipeline.experiment_name)
     run_tags = {

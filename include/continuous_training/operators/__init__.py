@@ -12,6 +12,7 @@ from continuous_training.operators.retraining import (
     Promote,
     TrainCandidate,
     ValidateData,
+    run_options,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "TrainCandidate",
     "ValidateData",
     "resolve_tracking_uri",
+    "run_options",
 ]

@@ -44,12 +44,14 @@ def run_info(context: Any, trigger: str) -> Any:
     )
 
 
-def sql_connection_uri(conn_id: str) -> str:
-    """A SQLAlchemy URL (password included) for an Airflow connection."""
+def connection_uri(conn_id: str, *, sqlalchemy: bool) -> str:
+    """The URI of an Airflow connection, as a SQLAlchemy URL (password included) for SQL."""
     from airflow.sdk import BaseHook
 
-    hook = BaseHook.get_connection(conn_id).get_hook()
-    url = getattr(hook, "sqlalchemy_url", None)
+    conn = BaseHook.get_connection(conn_id)
+    if not sqlalchemy:
+        return conn.get_uri()
+    url = getattr(conn.get_hook(), "sqlalchemy_url", None)
     if url is None:
         raise AirflowFailException(f"source.conn_id {conn_id!r}: its hook has no SQLAlchemy URL")
     return url.render_as_string(hide_password=False)
@@ -65,7 +67,8 @@ class FetchData(PipelineOperator):
         config = self.config(context)
         end = window_end(context)
         window = sources.Window(fetch_start(config, end), end)
-        uri = sql_connection_uri(config.source.conn_id) if config.source.kind == "sql" else None
+        conn_id = config.source.conn_id
+        uri = connection_uri(conn_id, sqlalchemy=config.source.kind == "sql") if conn_id else None
         frame = sources.fetch_window(
             sources.make_source(config, connection_uri=uri), config, window
         )
