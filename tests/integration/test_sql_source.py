@@ -6,7 +6,6 @@ reachable the tests fail: a skipped integration test proves nothing.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,10 +16,10 @@ from sqlalchemy import Engine, create_engine, event, text
 
 from continuous_training.config import ConfigError, PipelineConfig
 from continuous_training.sources import SourceError, SqlSource, Window, fetch_window, make_source
+from tests.integration.postgres import fresh_database
 
 pytestmark = pytest.mark.integration
 
-SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 QUERY = "SELECT * FROM churn_events WHERE event_time >= :window_start AND event_time < :window_end"
 MakeConfig = Callable[..., PipelineConfig]
 
@@ -42,28 +41,8 @@ def events() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def database_uri(events: pd.DataFrame) -> Iterator[str]:
     """A fresh database holding `churn_events` (timestamptz times); dropped afterwards."""
-    name = f"ct_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    uri = f"{SERVER}/{name}"
-    try:
-        engine = create_engine(uri)
-        # shuffled, so that the stable order has to come from fetch_window
-        events.sample(frac=1, random_state=0).to_sql("churn_events", engine, index=False)
-        engine.dispose()
+    with fresh_database({"churn_events": events}) as uri:
         yield uri
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.integration.dag_runs import champion, run_dag, task_states, versions, write_pipeline
+from tests.integration.postgres import fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -131,3 +132,28 @@ def test_dry_run_never_promotes(client) -> None:
     assert v1.tags["ct.dry_run"] == "true"
     assert "would" in v1.tags["ct.decision_reason"] or "dry run" in v1.tags["ct.decision_reason"]
     assert champion(client, "churn_dry") is None
+
+
+def test_sql_source_through_an_airflow_connection(client, monkeypatch) -> None:
+    from continuous_training import storage
+    from continuous_training.config import find_pipeline
+    from continuous_training.sources import Window, fetch_window, make_source
+
+    churn = find_pipeline("churn")
+    expected = fetch_window(
+        make_source(churn),
+        churn,
+        Window(datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)),
+    )
+    query = "SELECT * FROM customers WHERE event_time >= :window_start AND event_time < :window_end"
+    with fresh_database({"customers": expected}) as uri:
+        # the Airflow connection, as a deployment would define it
+        monkeypatch.setenv("AIRFLOW_CONN_CHURN_WAREHOUSE", uri.replace("+psycopg2", ""))
+        write_pipeline(
+            "churn_sql", source={"kind": "sql", "conn_id": "churn_warehouse", "query": query}
+        )
+        run = run_dag("churn_sql_weekly_retraining", WEEK_1)
+    assert str(run.state) == "success", task_states(run)
+    [snapshot] = Path(os.environ["CT_DATA_ROOT"]).glob("churn_sql/runs/*/snapshot.parquet")
+    pd.testing.assert_frame_equal(storage.read_parquet(str(snapshot)), expected)
+    assert champion(client, "churn_sql") == "1"
