@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 LATENCY_SAMPLE_ROWS = 5_000
+RECORD_PATH = "evaluation/decision_record.json"
+CARD_PATH = "evaluation/model_card.md"
+FINAL_HEADING = "## Final decision"
 
 
 class EvaluationInputError(ValueError):
@@ -137,7 +140,7 @@ def evaluate_candidate(
         model_name=pipeline.model_name,
         challenger_version=version,
         champion_version=champion_version,
-        data={"train": candidate["train"], "holdout": record["holdout"]},
+        data=_card_data(candidate["train"], record["holdout"]),
         challenger_metrics=challenger_metrics,
         champion_metrics=champion_metrics,
         decision=gate,
@@ -166,6 +169,15 @@ def evaluate_candidate(
     }
 
 
+def _card_data(train: dict[str, Any], holdout: dict[str, Any]) -> dict[str, Any]:
+    """The model card's data table: window, rows and sha256 of each part."""
+    return {
+        f"{name}_{key}": part.get(key)
+        for name, part in (("train", train), ("holdout", holdout))
+        for key in ("window", "rows", "sha256")
+    }
+
+
 def _as_dict(obj: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
@@ -186,8 +198,8 @@ def _log_evidence(
     from continuous_training import evaluation
 
     with mlflow.start_run(run_id=candidate["mlflow_run_id"]), tempfile.TemporaryDirectory() as tmp:
-        mlflow.log_dict(record, "evaluation/decision_record.json")
-        mlflow.log_text(card, "evaluation/model_card.md")
+        mlflow.log_dict(record, RECORD_PATH)
+        mlflow.log_text(card, CARD_PATH)
         plot = Path(tmp) / "comparison.png"
         evaluation.plot_comparison(pipeline.task, y, challenger_scores, champion_scores, plot)
         mlflow.log_artifact(str(plot), artifact_path="evaluation")
@@ -195,6 +207,20 @@ def _log_evidence(
         if record["champion"]:
             metrics |= {f"eval_champion_{k}": v for k, v in record["champion"]["metrics"].items()}
         mlflow.log_metrics(metrics)
+
+
+def _with_final_section(card: str, final: dict[str, Any]) -> str:
+    """The card as evaluated, plus what was finally done (a retry replaces, never repeats)."""
+    body = card.split(FINAL_HEADING)[0].rstrip()
+    lines = [
+        FINAL_HEADING,
+        f"- decision: **{final['decision']}**" + (" (dry run)" if final["dry_run"] else ""),
+        f"- reason: {final['reason']}",
+        f"- trigger: {final['trigger']}; Airflow run `{final['airflow_run_id']}`",
+    ]
+    if final["promoted"]:
+        lines.append(f"- replaced champion version: {final['replaced_version'] or 'none'}")
+    return body + "\n\n" + "\n".join(lines) + "\n"
 
 
 def decide(evaluated: dict[str, Any], options: RunOptions, run: RunInfo) -> registry.Decision:
@@ -258,10 +284,12 @@ def promote_candidate(
         "replaced_version": decision.replaced_version if decision.promote else None,
         "dry_run": decision.dry_run,
     }
-    record_path = "evaluation/decision_record.json"
-    record = mlflow.artifacts.load_dict(f"runs:/{evaluated['mlflow_run_id']}/{record_path}")
-    with mlflow.start_run(run_id=evaluated["mlflow_run_id"]):
-        mlflow.log_dict({**record, "final": final}, record_path)
+    run_id = evaluated["mlflow_run_id"]
+    record = mlflow.artifacts.load_dict(f"runs:/{run_id}/{RECORD_PATH}")
+    card = mlflow.artifacts.load_text(f"runs:/{run_id}/{CARD_PATH}")
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_dict({**record, "final": final}, RECORD_PATH)
+        mlflow.log_text(_with_final_section(card, final), CARD_PATH)
         mlflow.set_tags({registry.TAG_DECISION: decision.decision})
     champion = registry.alias_version(client, pipeline.model_name, registry.CHAMPION)
     return {**final, "model_version": evaluated["model_version"], "champion_version": champion}

@@ -170,31 +170,32 @@ class RunInfo:
     window_end: datetime
 
 
-def _write_splits(pipeline: PipelineConfig, split: Split, run_id: str) -> dict[str, dict]:
+def _write_splits(
+    pipeline: PipelineConfig, split: Split, run: RunInfo, snapshot: dict[str, Any]
+) -> dict[str, dict]:
+    """Both parts as parquet files with their sha256, rows and time window."""
+    windows = {
+        "train": (snapshot.get("window_start"), split.holdout_start.isoformat()),
+        "holdout": (split.holdout_start.isoformat(), run.window_end.isoformat()),
+    }
     return {
-        name: storage.write_parquet_atomic(
-            frame, storage.snapshot_uri(pipeline.name, run_id, f"{name}.parquet")
-        )
+        name: {
+            **storage.write_parquet_atomic(
+                frame, storage.snapshot_uri(pipeline.name, run.airflow_run_id, f"{name}.parquet")
+            ),
+            "window": list(windows[name]),
+        }
         for name, frame in (("train", split.train), ("holdout", split.holdout))
     }
 
 
-def _reuse_registered(
-    client: Any, pipeline: PipelineConfig, run: RunInfo, tracking_uri: str
-) -> dict[str, Any] | None:
-    """A retried task finds the version its first attempt registered: one run, one version."""
+def _registered_by_run(client: Any, pipeline: PipelineConfig, run: RunInfo) -> Any | None:
+    """The version an earlier attempt of this run registered: a retry must reuse it."""
     existing = registry.versions_for_run(client, pipeline.model_name, run.airflow_run_id)
     if not existing:
         return None
-    version = existing[0]
-    registry.wait_until_ready(client, pipeline.model_name, version.version)
-    mlflow_run = client.get_run(version.run_id)
-    payload_uri = storage.snapshot_uri(pipeline.name, run.airflow_run_id, "candidate.json")
-    if storage.exists(payload_uri):
-        return storage.read_json(payload_uri)
-    return _candidate_payload(
-        pipeline, str(version.version), mlflow_run.info, tracking_uri, splits=None
-    )
+    registry.wait_until_ready(client, pipeline.model_name, existing[0].version)
+    return existing[0]
 
 
 def _candidate_payload(
@@ -202,7 +203,7 @@ def _candidate_payload(
     version: str,
     run_info: Any,
     tracking_uri: str,
-    splits: dict[str, dict] | None,
+    splits: dict[str, dict],
 ) -> dict[str, Any]:
     return {
         "model_name": pipeline.model_name,
@@ -211,8 +212,8 @@ def _candidate_payload(
         "experiment_id": run_info.experiment_id,
         "mlflow_run_url": registry.run_url(tracking_uri, run_info.experiment_id, run_info.run_id),
         "tracking_uri": tracking_uri,
-        "train": (splits or {}).get("train"),
-        "holdout": (splits or {}).get("holdout"),
+        "train": splits["train"],
+        "holdout": splits["holdout"],
     }
 
 
@@ -222,18 +223,22 @@ def train_candidate(
     run: RunInfo,
     tracking_uri: str,
 ) -> dict[str, Any]:
-    """Split, fit, log and register one candidate; returns small JSON for the next task."""
+    """Split, fit, log and register one candidate; returns small JSON for the next task.
+
+    The split is rewritten on every attempt (same snapshot, same bytes, same hashes), so a
+    retry after a crash anywhere below finds everything the next step needs.
+    """
     import mlflow
 
     client = registry.make_client(tracking_uri)
-    reused = _reuse_registered(client, pipeline, run, tracking_uri)
-    if reused is not None:
-        log.info("reusing version %s registered by this run", reused["model_version"])
-        return reused
+    split = time_split(storage.read_parquet(snapshot["uri"]), pipeline, run.window_end)
+    splits = _write_splits(pipeline, split, run, snapshot)
+    earlier = _registered_by_run(client, pipeline, run)
+    if earlier is not None:
+        log.info("reusing version %s registered by this run", earlier.version)
+        run_info = client.get_run(earlier.run_id).info
+        return _finish(client, pipeline, str(earlier.version), run_info, tracking_uri, splits, run)
 
-    df = storage.read_parquet(snapshot["uri"])
-    split = time_split(df, pipeline, run.window_end)
-    splits = _write_splits(pipeline, split, run.airflow_run_id)
     features = pipeline.features.all
     model = build_model(pipeline)
     started = time.perf_counter()
@@ -246,20 +251,30 @@ def train_candidate(
         len(split.holdout),
         split.holdout_start.date(),
     )
-
     mlflow.set_experiment(pipeline.experiment_name)
     run_tags = {
         registry.TAG_RUN_ID: run.airflow_run_id,
         registry.TAG_TRIGGER: run.trigger,
         "ct.pipeline": pipeline.name,
     }
-    with mlflow.start_run(
-        run_name=f"{pipeline.name}:{run.airflow_run_id}", tags=run_tags
-    ) as active:
+    run_name = f"{pipeline.name}:{run.airflow_run_id}"
+    with mlflow.start_run(run_name=run_name, tags=run_tags) as active:
         _log_training(pipeline, model, split, splits, snapshot, run)
         version = _register(pipeline, model, split, run, splits)
-        payload = _candidate_payload(pipeline, version, active.info, tracking_uri, splits)
+    return _finish(client, pipeline, version, active.info, tracking_uri, splits, run)
+
+
+def _finish(
+    client: Any,
+    pipeline: PipelineConfig,
+    version: str,
+    run_info: Any,
+    tracking_uri: str,
+    splits: dict[str, dict],
+    run: RunInfo,
+) -> dict[str, Any]:
     client.set_registered_model_alias(pipeline.model_name, registry.CHALLENGER, version)
+    payload = _candidate_payload(pipeline, version, run_info, tracking_uri, splits)
     storage.write_json_atomic(
         payload, storage.snapshot_uri(pipeline.name, run.airflow_run_id, "candidate.json")
     )

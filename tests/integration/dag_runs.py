@@ -51,3 +51,28 @@ def champion(client: Any, model_name: str) -> str | None:
     from continuous_training.registry import CHAMPION, alias_version
 
     return alias_version(client, model_name, CHAMPION)
+
+
+def xcom_value(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
+    """An XCom of the run, read from the metadata database as the UI and API read it."""
+    import json
+
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        value = session.scalar(
+            select(XComModel.value).where(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.key == key,
+            )
+        )
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value  # extra links are stored as the bare URL

@@ -10,7 +10,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.integration.dag_runs import champion, run_dag, task_states, versions, write_pipeline
+from tests.integration.dag_runs import (
+    champion,
+    run_dag,
+    task_states,
+    versions,
+    write_pipeline,
+    xcom_value,
+)
 from tests.integration.postgres import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -38,6 +45,15 @@ def test_first_run_promotes_same_data_rejects_post_drift_promotes(client) -> Non
     for key in ("ct.trigger", "ct.airflow_run_id", "ct.train_data_sha256", "ct.holdout_sha256"):
         assert v1.tags[key], key
     assert v1.tags["ct.git_sha"] == "test-sha"
+    assert v1.tags["ct.trigger"] == "manual"  # dag.test() makes manual runs
+    assert v1.tags["ct.airflow_run_id"] == run1.run_id
+    run_url = xcom_value(run1, "train_candidate")["mlflow_run_url"]
+    assert run_url.endswith(f"/runs/{v1.run_id}")
+    for task_id in ("train_candidate", "evaluate_vs_champion"):
+        assert xcom_value(run1, task_id, "_link_MLflowRunLink") == run_url
+    card = Path(client.download_artifacts(v1.run_id, "evaluation/model_card.md")).read_text()
+    assert "| train | 2026-02-01T00:00:00+00:00 to 2026-02-22T00:00:00+00:00 | 6300 |" in card
+    assert "## Final decision\n- decision: **promoted**" in card
     artifacts = {a.path for a in client.list_artifacts(v1.run_id, "evaluation")}
     assert {
         "evaluation/decision_record.json",
