@@ -10,6 +10,8 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 # A local single-user setup: every visitor of 127.0.0.1:8080 is admin, no password to find.
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS:-True}"
 export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
+# Tasks reach the execution API through this URL; it must follow the port.
+export AIRFLOW__API__BASE_URL="${AIRFLOW__API__BASE_URL:-http://127.0.0.1:$AIRFLOW__API__PORT}"
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True
 export MLFLOW_PORT="${MLFLOW_PORT:-5000}"
 export MLFLOW_TRACKING_URI="${MLFLOW_TRACKING_URI:-http://127.0.0.1:$MLFLOW_PORT}"
