@@ -76,6 +76,37 @@ def _score(model_name: str, version: str, X: pd.DataFrame, task: str) -> tuple[A
     return model, predict_scores(model, X, task)
 
 
+@dataclass(frozen=True)
+class _Scored:
+    """Both models' holdout scores and the gate's view of them."""
+
+    y: Any
+    challenger: Any
+    champion: Any | None
+    champion_version: str | None
+    context: Any  # evaluation.GateContext
+
+
+def _score_both(
+    client: Any, pipeline: PipelineConfig, version: str, holdout: pd.DataFrame
+) -> _Scored:
+    from continuous_training import evaluation
+
+    X, y = holdout[pipeline.features.all], holdout[pipeline.target].to_numpy()
+    model, challenger = _score(pipeline.model_name, version, X, pipeline.task)
+    latency = evaluation.measure_latency_ms_per_1k(
+        lambda frame: predict_scores(model, frame, pipeline.task), X.head(LATENCY_SAMPLE_ROWS)
+    )
+    champion_version = _baseline_version(client, pipeline, version)
+    champion = None
+    if champion_version is not None:
+        _, champion = _score(pipeline.model_name, champion_version, X, pipeline.task)
+    context = evaluation.build_gate_context(
+        pipeline.gates, pipeline.task, y, challenger, champion, challenger_latency_ms_per_1k=latency
+    )
+    return _Scored(y, challenger, champion, champion_version, context)
+
+
 def evaluate_candidate(
     pipeline: PipelineConfig, candidate: dict[str, Any], tracking_uri: str
 ) -> dict[str, Any]:
@@ -84,40 +115,10 @@ def evaluate_candidate(
 
     client = registry.make_client(tracking_uri)
     holdout = _load_holdout(candidate)
-    X, y = holdout[pipeline.features.all], holdout[pipeline.target].to_numpy()
     version = candidate["model_version"]
-    champion_version = _baseline_version(client, pipeline, version)
-
-    model, challenger_scores = _score(pipeline.model_name, version, X, pipeline.task)
-    challenger_metrics = evaluation.compute_metrics(pipeline.task, y, challenger_scores)
-    latency = evaluation.measure_latency_ms_per_1k(
-        lambda frame: predict_scores(model, frame, pipeline.task), X.head(LATENCY_SAMPLE_ROWS)
-    )
-    champion_scores = champion_metrics = bootstrap = None
-    if champion_version is not None:
-        _, champion_scores = _score(pipeline.model_name, champion_version, X, pipeline.task)
-        champion_metrics = evaluation.compute_metrics(pipeline.task, y, champion_scores)
-        boot = pipeline.gates.bootstrap
-        bootstrap = evaluation.paired_bootstrap(
-            pipeline.gates.primary_metric,
-            y,
-            challenger_scores,
-            champion_scores,
-            resamples=boot.resamples,
-            confidence=boot.confidence,
-            seed=boot.seed,
-        )
-    gate = evaluation.evaluate_gate(
-        evaluation.GateContext(
-            gates=pipeline.gates,
-            task=pipeline.task,
-            challenger_metrics=challenger_metrics,
-            champion_metrics=champion_metrics,
-            bootstrap=bootstrap,
-            challenger_latency_ms_per_1k=latency,
-            holdout_rows=len(holdout),
-        )
-    )
+    scored = _score_both(client, pipeline, version, holdout)
+    ctx = scored.context
+    gate = evaluation.evaluate_gate(ctx)
     record = {
         "pipeline": pipeline.name,
         "model_name": pipeline.model_name,
@@ -125,13 +126,13 @@ def evaluate_candidate(
         "train": candidate["train"],
         "challenger": {
             "version": version,
-            "metrics": challenger_metrics,
-            "latency_ms_per_1k": latency,
+            "metrics": ctx.challenger_metrics,
+            "latency_ms_per_1k": ctx.challenger_latency_ms_per_1k,
         },
         "champion": None
-        if champion_version is None
-        else {"version": champion_version, "metrics": champion_metrics},
-        "bootstrap": None if bootstrap is None else _as_dict(bootstrap),
+        if scored.champion_version is None
+        else {"version": scored.champion_version, "metrics": ctx.champion_metrics},
+        "bootstrap": None if ctx.bootstrap is None else ctx.bootstrap.to_dict(),
         "gate": gate.to_dict(),
         "final": None,
     }
@@ -139,33 +140,32 @@ def evaluate_candidate(
         pipeline=pipeline,
         model_name=pipeline.model_name,
         challenger_version=version,
-        champion_version=champion_version,
+        champion_version=scored.champion_version,
         data=_card_data(candidate["train"], record["holdout"]),
-        challenger_metrics=challenger_metrics,
-        champion_metrics=champion_metrics,
+        challenger_metrics=ctx.challenger_metrics,
+        champion_metrics=ctx.champion_metrics,
         decision=gate,
-        bootstrap=bootstrap,
+        bootstrap=ctx.bootstrap,
     )
-    _log_evidence(pipeline, candidate, record, card, y, challenger_scores, champion_scores)
+    _log_evidence(pipeline, candidate, record, card, scored)
     registry.set_version_tags(
         client,
         pipeline.model_name,
         version,
         {registry.TAG_HOLDOUT_SHA: candidate["holdout"]["sha256"]},
     )
+    primary = pipeline.gates.primary_metric
     return {
         **{k: candidate[k] for k in ("model_name", "model_version", "mlflow_run_id")},
         **{k: candidate[k] for k in ("experiment_id", "mlflow_run_url", "tracking_uri")},
         "train_sha256": candidate["train"]["sha256"],
         "holdout_sha256": candidate["holdout"]["sha256"],
-        "champion_version": champion_version,
+        "champion_version": scored.champion_version,
         "gate_passed": gate.passed,
         "gate_reason": gate.reason,
-        "primary_metric": pipeline.gates.primary_metric,
-        "challenger_metric": challenger_metrics[pipeline.gates.primary_metric],
-        "champion_metric": None
-        if champion_metrics is None
-        else champion_metrics[pipeline.gates.primary_metric],
+        "primary_metric": primary,
+        "challenger_metric": ctx.challenger_metrics[primary],
+        "champion_metric": (ctx.champion_metrics or {}).get(primary),
     }
 
 
@@ -178,20 +178,12 @@ def _card_data(train: dict[str, Any], holdout: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def _as_dict(obj: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(obj)
-
-
 def _log_evidence(
     pipeline: PipelineConfig,
     candidate: dict[str, Any],
     record: dict[str, Any],
     card: str,
-    y: Any,
-    challenger_scores: Any,
-    champion_scores: Any,
+    scored: _Scored,
 ) -> None:
     import mlflow
 
@@ -201,7 +193,9 @@ def _log_evidence(
         mlflow.log_dict(record, RECORD_PATH)
         mlflow.log_text(card, CARD_PATH)
         plot = Path(tmp) / "comparison.png"
-        evaluation.plot_comparison(pipeline.task, y, challenger_scores, champion_scores, plot)
+        evaluation.plot_comparison(
+            pipeline.task, scored.y, scored.challenger, scored.champion, plot
+        )
         mlflow.log_artifact(str(plot), artifact_path="evaluation")
         metrics = {f"eval_challenger_{k}": v for k, v in record["challenger"]["metrics"].items()}
         if record["champion"]:
