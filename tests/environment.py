@@ -7,6 +7,7 @@ before any test module can import it. Nothing touches ~/airflow or the user's da
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -35,3 +36,9 @@ os.environ.update(
 # The shipped pipelines are always there; tests add their own variants beside them.
 for shipped in (ROOT / "include" / "pipelines").glob("*.yaml"):
     (SESSION_DIR / "pipelines" / shipped.name).write_text(shipped.read_text())
+
+
+def pytest_unconfigure(config: object) -> None:
+    """Remove the session's folder (set CT_KEEP_TEST_DIR=1 to look at it afterwards)."""
+    if not os.environ.get("CT_KEEP_TEST_DIR"):
+        shutil.rmtree(SESSION_DIR, ignore_errors=True)

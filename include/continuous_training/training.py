@@ -343,8 +343,13 @@ def _register(
     import mlflow
     from mlflow.models import infer_signature
 
-    X = split.train[pipeline.features.all]
-    example = X.head(5)
+    # Numeric features as float64: the Pipeline imputes missing values, and an integer
+    # column in the signature would make MLflow reject them at scoring time.
+    example = (
+        split.train[pipeline.features.all]
+        .head(5)
+        .astype({column: "float64" for column in pipeline.features.numeric})
+    )
     signature = infer_signature(example, predict_scores(model, example, pipeline.task))
     info = mlflow.sklearn.log_model(
         model,
