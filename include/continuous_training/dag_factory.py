@@ -48,9 +48,10 @@ def retraining_params(config: PipelineConfig) -> dict[str, Param]:
             title="Force promote",
             description="Promote the candidate whatever the gate says. Needs a reason.",
         ),
+        # null, not "": the trigger form treats an empty string as a missing required field.
         "reason": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="Reason",
             description="Why this run was triggered by hand; required with force_promote.",
         ),

@@ -272,7 +272,11 @@ def test_weekly_retraining_chain(weekly: Any) -> None:
 
 @pytest.mark.parametrize(
     ("name", "type_", "default"),
-    [("dry_run", "boolean", False), ("force_promote", "boolean", False), ("reason", "string", "")],
+    [
+        ("dry_run", "boolean", False),
+        ("force_promote", "boolean", False),
+        ("reason", ["null", "string"], None),
+    ],
 )
 def test_trigger_form_flags(weekly: Any, name: str, type_: str, default: Any) -> None:
     param = weekly.params.get_param(name)
@@ -429,3 +433,13 @@ def test_broken_pipeline_yaml_is_an_import_error_in_airflow(
     error = bag.import_errors["continuous_training_dags.py"]
     assert str(bad) in error and expected in error, error
     assert not any(d.endswith("_weekly_retraining") for d in bag.dag_ids)
+
+
+def test_trigger_form_defaults_are_valid_as_the_ui_submits_them(weekly: Any) -> None:
+    """The UI's form refuses a required field left empty: every default must resolve as is."""
+    params = copy.deepcopy(weekly.params)
+    resolved = params.validate()
+    assert resolved["reason"] is None
+    for name in params:
+        schema = params.get_param(name).schema
+        assert not (schema.get("type") == "string" and params[name] == ""), name
