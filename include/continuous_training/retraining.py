@@ -119,6 +119,7 @@ def evaluate_candidate(
     scored = _score_both(client, pipeline, version, holdout)
     ctx = scored.context
     gate = evaluation.evaluate_gate(ctx)
+    holdout_sha = candidate["holdout"]["sha256"]  # verified against the file by _load_holdout
     record = {
         "pipeline": pipeline.name,
         "model_name": pipeline.model_name,
@@ -126,12 +127,17 @@ def evaluate_candidate(
         "train": candidate["train"],
         "challenger": {
             "version": version,
+            "holdout_sha256": holdout_sha,
             "metrics": ctx.challenger_metrics,
             "latency_ms_per_1k": ctx.challenger_latency_ms_per_1k,
         },
         "champion": None
         if scored.champion_version is None
-        else {"version": scored.champion_version, "metrics": ctx.champion_metrics},
+        else {
+            "version": scored.champion_version,
+            "holdout_sha256": holdout_sha,
+            "metrics": ctx.champion_metrics,
+        },
         "bootstrap": None if ctx.bootstrap is None else ctx.bootstrap.to_dict(),
         "gate": gate.to_dict(),
         "final": None,

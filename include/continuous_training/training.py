@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DEFAULT_SEED = 0
+
 PACKAGES_LOGGED = (
     "scikit-learn",
     "pandas",
@@ -83,6 +85,7 @@ def import_estimator(path: str, params: dict[str, Any]) -> Any:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise TrainingError(f"model.estimator: cannot import {path!r}: {exc}") from None
+    params = _seeded(cls, params)
     try:
         estimator = cls(**params)
         # sklearn checks values only in fit(); check them now, before any data is read.
@@ -91,6 +94,19 @@ def import_estimator(path: str, params: dict[str, Any]) -> Any:
     except (TypeError, ValueError) as exc:
         raise TrainingError(f"model.params: {path} rejected the params {params}: {exc}") from None
     return estimator
+
+
+def _seeded(cls: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """A fixed `random_state` unless the config sets one: the same data gives the same model."""
+    import inspect
+
+    try:
+        accepted = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return params
+    if "random_state" in accepted and "random_state" not in params:
+        return {**params, "random_state": DEFAULT_SEED}
+    return params
 
 
 def build_model(pipeline: PipelineConfig) -> Pipeline:
