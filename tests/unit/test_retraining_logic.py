@@ -633,3 +633,15 @@ def test_rejection_never_touches_the_alias(make: Callable[[], Decision]) -> None
     assert client.aliases == {registry.CHAMPION: "3"}
     assert client.tags["4"][registry.TAG_DECISION] == "rejected"
     assert registry.TAG_REPLACED not in client.tags["4"]
+
+
+def test_estimators_get_a_fixed_seed_unless_the_config_sets_one() -> None:
+    from continuous_training.training import DEFAULT_SEED, import_estimator
+
+    forest = import_estimator("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 5})
+    assert forest.random_state == DEFAULT_SEED
+    seeded = import_estimator("sklearn.ensemble.RandomForestClassifier", {"random_state": 7})
+    assert seeded.random_state == 7
+    # no random_state parameter at all: nothing is added
+    plain = import_estimator("sklearn.linear_model.LinearRegression", {})
+    assert "random_state" not in plain.get_params()
