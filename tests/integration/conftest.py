@@ -100,3 +100,11 @@ def airflow_db() -> None:
         [str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.fixture
+def client(mlflow_server: str, airflow_db: None):
+    """An MLflow client of the session's server, with the Airflow DB ready for dag.test()."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(mlflow_server)

@@ -21,13 +21,6 @@ WEEK_1 = datetime(2026, 3, 1, 2, tzinfo=UTC)
 WINDOW_END = datetime(2026, 3, 1, tzinfo=UTC)  # the run's window ends at midnight
 
 
-@pytest.fixture
-def client(mlflow_server: str, airflow_db: None):
-    from mlflow import MlflowClient
-
-    return MlflowClient(mlflow_server)
-
-
 def test_promotion_refused_when_the_champion_moved_since_evaluation(
     client, mlflow_server: str
 ) -> None:

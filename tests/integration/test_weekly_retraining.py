@@ -27,13 +27,6 @@ WEEK_1_LATER = datetime(2026, 3, 1, 5, tzinfo=UTC)  # same day, so the same data
 AFTER_DRIFT = datetime(2026, 3, 15, 2, tzinfo=UTC)  # one of three training weeks is post-drift
 
 
-@pytest.fixture
-def client(mlflow_server: str, airflow_db: None):
-    from mlflow import MlflowClient
-
-    return MlflowClient(mlflow_server)
-
-
 def test_first_run_promotes_same_data_rejects_post_drift_promotes(client) -> None:
     run1 = run_dag("churn_weekly_retraining", WEEK_1)
     assert str(run1.state) == "success", task_states(run1)
