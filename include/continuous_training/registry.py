@@ -32,7 +32,6 @@ TAG_DRY_RUN = "ct.dry_run"
 
 PROMOTED = "promoted"
 REJECTED = "rejected"
-TRIGGERS = ("schedule", "drift", "manual")
 
 
 class RegistryError(RuntimeError):
