@@ -173,10 +173,40 @@ def _metric_keys(gates: GatesConfig) -> list[tuple[str, str]]:
 
 
 class DriftConfig(_Strict):
+    """When the scored data has drifted away from the champion's training data.
+
+    `column_threshold` is handed to Evidently's per-column test: a p-value for the
+    statistical tests it picks on small samples, a distance for the ones it picks on
+    large samples. Unset, each test keeps Evidently's default.
+    """
+
     drifted_share_threshold: float = Field(0.5, gt=0.0, le=1.0)
-    column_threshold: float = Field(0.05, gt=0.0)
-    sample_size: int = Field(20_000, gt=0)
+    column_threshold: float | None = Field(None, gt=0.0)
+    sample_size: int = Field(20_000, ge=100)
     cooldown_hours: float = Field(24, ge=0)
+
+
+class InferenceConfig(_Strict):
+    """Batch inference: what is scored, how it is split into mapped tasks, how hard it runs.
+
+    `source` defaults to the training source. A file source may put `{date}` in its path
+    (`/data/scoring/{date}/*.parquet`), filled with each day of the window; every matching
+    file is one partition. Synthetic and sql sources are split into time ranges of
+    `partition_hours`.
+    """
+
+    schedule: str = "0 3 * * *"
+    source: SourceConfig | None = None
+    id_columns: list[str] | None = None
+    window_days: int = Field(1, gt=0, le=366)
+    partition_hours: int = Field(24, gt=0, le=24 * 366)
+    batch_size: int = Field(50_000, gt=0)
+    max_active_partitions: int = Field(4, gt=0)
+    pool: str | None = None
+    max_partitions: int = Field(512, gt=0)
+    threads_per_task: int = Field(1, gt=0)
+    shadow: bool = True
+    progress_every_seconds: float = Field(5.0, gt=0)
 
 
 class RegistryConfig(_Strict):
@@ -200,6 +230,7 @@ class PipelineConfig(_Strict):
     model: ModelConfig
     gates: GatesConfig
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     # filled in by load_pipeline, so that errors raised later can name the file
     source_file: str | None = None
@@ -222,6 +253,11 @@ class PipelineConfig(_Strict):
             if metric not in allowed:
                 raise ValueError(f"{key}: metric {metric!r} does not apply to a {self.task} task")
         self._one_role_per_column()
+        if not self.scoring_id_columns:
+            raise ValueError(
+                "batch inference needs id columns to key its predictions: "
+                "set id_columns or inference.id_columns"
+            )
         return self
 
     def _one_role_per_column(self) -> None:
@@ -244,6 +280,17 @@ class PipelineConfig(_Strict):
     def columns(self) -> list[str]:
         """Every column a snapshot holds, in schema order."""
         return [self.time_column, *self.id_columns, *self.features.all, self.target]
+
+    @property
+    def scoring_id_columns(self) -> list[str]:
+        """The columns that key each prediction row."""
+        if self.inference.id_columns is not None:
+            return self.inference.id_columns
+        return self.id_columns
+
+    @property
+    def scoring_source(self) -> SourceConfig:
+        return self.inference.source or self.source
 
     @property
     def model_name(self) -> str:

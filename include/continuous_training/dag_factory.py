@@ -9,13 +9,21 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Asset, Param
 
 from continuous_training.config import PipelineConfig
 from continuous_training.operators import (
+    CheckDrift,
+    DebounceDrift,
+    EmitDriftEvent,
     EvaluateAgainstChampion,
     FetchData,
+    ListPartitions,
+    PinChampion,
     Promote,
+    PublishPredictions,
+    RollbackChampion,
+    ScorePartition,
     TrainCandidate,
     ValidateData,
 )
@@ -86,18 +94,41 @@ Trigger form: `dry_run` never promotes; `force_promote` needs a `reason`.
 """
 
 
-def add_retraining_chain(config: PipelineConfig, trigger: str) -> Promote:
-    """fetch -> validate -> train_candidate -> evaluate_vs_champion -> promote, in this DAG."""
-    name = config.name
-    fetch = FetchData(task_id="fetch", pipeline=name)
-    validate = ValidateData(task_id="validate", pipeline=name, snapshot=fetch.output)
+def predictions_asset(config: PipelineConfig) -> Asset:
+    """Updated by every batch inference; its event extra says which model and how many rows."""
+    return Asset(name=f"ct.{config.name}.predictions", group=TAG)
+
+
+def drift_asset(config: PipelineConfig) -> Asset:
+    """Updated only when batch inference sees drift past the thresholds of the YAML."""
+    return Asset(name=f"ct.{config.name}.drift", group=TAG)
+
+
+def add_retraining_chain(
+    config: PipelineConfig,
+    trigger: str,
+    data_window_end: str | None = None,
+    drift_episode: str | None = None,
+) -> Promote:
+    """fetch -> validate -> train_candidate -> evaluate_vs_champion -> promote, in this DAG.
+
+    `data_window_end` (templated) replaces the run's own window end, e.g. with the end of
+    the window in which drift was seen.
+    """
+    common = {"pipeline": config.name, "data_window_end": data_window_end}
+    fetch = FetchData(task_id="fetch", **common)
+    validate = ValidateData(task_id="validate", snapshot=fetch.output, **common)
     train = TrainCandidate(
-        task_id="train_candidate", pipeline=name, snapshot=validate.output, trigger=trigger
+        task_id="train_candidate",
+        snapshot=validate.output,
+        trigger=trigger,
+        drift_episode=drift_episode,
+        **common,
     )
     evaluate = EvaluateAgainstChampion(
-        task_id="evaluate_vs_champion", pipeline=name, candidate=train.output
+        task_id="evaluate_vs_champion", candidate=train.output, **common
     )
-    return Promote(task_id="promote", pipeline=name, evaluation=evaluate.output, trigger=trigger)
+    return Promote(task_id="promote", evaluation=evaluate.output, trigger=trigger, **common)
 
 
 def build_weekly_retraining(config: PipelineConfig) -> DAG:
@@ -117,7 +148,147 @@ def build_weekly_retraining(config: PipelineConfig) -> DAG:
     return dag
 
 
+def build_drift_retraining(config: PipelineConfig) -> DAG:
+    with DAG(
+        dag_id=f"{config.name}_drift_retraining",
+        description=f"Retrains {config.model_name} when batch inference sees drift",
+        schedule=[drift_asset(config)],
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(config),
+        params=retraining_params(config),
+        tags=[TAG, config.name, "retraining", "drift"],
+        doc_md=_retraining_doc(config, "drift-triggered retraining")
+        + f"""
+Runs when `{drift_asset(config).name}` gets an event. **debounce_drift** skips the run
+(and says why in its log) when the event's drift episode was already handled, or when a
+retrain trained on data ending within {config.drift.cooldown_hours:g} h before the drifted
+window. Otherwise the chain trains on the window that ends where the drift was seen.
+""",
+    ) as dag:
+        debounce = DebounceDrift(
+            task_id="debounce_drift", pipeline=config.name, inlets=[drift_asset(config)]
+        )
+        pulled = "ti.xcom_pull(task_ids='debounce_drift')"
+        add_retraining_chain(
+            config,
+            trigger="drift",
+            data_window_end="{{ " + pulled + "['window_end'] }}",
+            drift_episode="{{ " + pulled + "['episode'] }}",
+        )
+        debounce >> dag.get_task("fetch")
+    return dag
+
+
+def build_batch_inference(config: PipelineConfig) -> DAG:
+    inference = config.inference
+    with DAG(
+        dag_id=f"{config.name}_batch_inference",
+        description=f"Scores new data with the {config.model_name} champion; watches for drift",
+        schedule=inference.schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(config),
+        tags=[TAG, config.name, "inference"],
+        doc_md=_inference_doc(config),
+    ) as dag:
+        name = config.name
+        pin = PinChampion(task_id="pin_champion", pipeline=name)
+        partitions = ListPartitions(task_id="list_partitions", pipeline=name, pinned=pin.output)
+        scored = ScorePartition.partial(
+            task_id="score_partition",
+            pipeline=name,
+            pinned=pin.output,
+            max_active_tis_per_dag=inference.max_active_partitions,
+            **({"pool": inference.pool} if inference.pool else {}),
+        ).expand(partition=partitions.output)
+        published = PublishPredictions(
+            task_id="publish_predictions",
+            pipeline=name,
+            pinned=pin.output,
+            parts=scored.output,
+            outlets=[predictions_asset(config)],
+        )
+        checked = CheckDrift(
+            task_id="check_drift", pipeline=name, pinned=pin.output, published=published.output
+        )
+        EmitDriftEvent(
+            task_id="emit_drift_event",
+            pipeline=name,
+            summary=checked.output,
+            outlets=[drift_asset(config)],
+        )
+    return dag
+
+
+def _inference_doc(config: PipelineConfig) -> str:
+    inference = config.inference
+    return f"""
+### {config.name}: batch inference
+
+**pin_champion** resolves the `champion` alias of `{config.model_name}` to one version →
+**list_partitions** splits the last {inference.window_days} day(s) of the
+`{config.scoring_source.kind}` source → **score_partition** (one mapped task per
+partition, at most {inference.max_active_partitions} at once, {inference.batch_size} rows
+per batch) → **publish_predictions** (manifest, asset `{predictions_asset(config).name}`)
+→ **check_drift** (Evidently, {config.drift.sample_size} sampled rows against the
+champion's training sample) → **emit_drift_event** on `{drift_asset(config).name}` when
+at least {config.drift.drifted_share_threshold:.0%} of the features drifted.
+
+Predictions: `$CT_DATA_ROOT/{config.name}/predictions/dt=<date>/part-*.parquet`; a re-run
+of a date replaces them.
+"""
+
+
+def rollback_params() -> dict[str, Param]:
+    return {
+        "to_version": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Version to restore",
+            description="Empty: the version that the current champion replaced.",
+        ),
+        "reason": Param(
+            type="string",
+            minLength=1,
+            title="Reason",
+            description="Why the champion is rolled back; recorded on both versions.",
+        ),
+    }
+
+
+def build_rollback(config: PipelineConfig) -> DAG:
+    with DAG(
+        dag_id=f"{config.name}_rollback",
+        description=f"Moves the {config.model_name} champion back to an earlier champion",
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args={**default_args(config), "retries": 0},
+        params=rollback_params(),
+        tags=[TAG, config.name, "rollback"],
+        doc_md=f"""
+### {config.name}: rollback
+
+Trigger by hand with a `reason`. Moves `champion` of `{config.model_name}` to `to_version`
+(default: the version the current champion replaced), only if that version served as
+champion before. The record is written as `ct.rollback.*` tags on both versions.
+""",
+    ) as dag:
+        RollbackChampion(task_id="rollback", pipeline=config.name)
+    return dag
+
+
 def build_dags(config: PipelineConfig) -> dict[str, DAG]:
     """Every DAG of one pipeline, keyed by dag_id."""
-    dags = [build_weekly_retraining(config)]
+    dags = [
+        build_weekly_retraining(config),
+        build_drift_retraining(config),
+        build_batch_inference(config),
+        build_rollback(config),
+    ]
     return {dag.dag_id: dag for dag in dags}

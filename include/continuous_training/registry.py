@@ -29,6 +29,13 @@ TAG_HOLDOUT_SHA = "ct.holdout_sha256"
 TAG_GIT_SHA = "ct.git_sha"
 TAG_REPLACED = "ct.replaced_version"
 TAG_DRY_RUN = "ct.dry_run"
+TAG_WINDOW_END = "ct.window_end"
+TAG_DRIFT_EPISODE = "ct.drift_episode"
+TAG_KIND = "ct.kind"
+
+TAG_ROLLBACK = "ct.rollback."  # prefix of the rollback record on the restored version
+TAG_DEMOTED_BY = "ct.rollback.demoted_by_run"
+TAG_DEMOTED_REASON = "ct.rollback.demoted_reason"
 
 PROMOTED = "promoted"
 REJECTED = "rejected"
@@ -182,3 +189,116 @@ def model_uri(model_name: str, version: str) -> str:
 
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def find_or_create_run(
+    client: MlflowClient, experiment_name: str, run_name: str, tags: dict[str, str]
+) -> str:
+    """The run tagged with `tags` in the experiment, created once; a task retry reuses it."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    experiment_id = (
+        experiment.experiment_id if experiment else client.create_experiment(experiment_name)
+    )
+    query = " and ".join(
+        f"tags.`{key}` = '{value.replace(chr(39), chr(92) + chr(39))}'"
+        for key, value in tags.items()
+    )
+    found = client.search_runs([experiment_id], filter_string=query, max_results=1)
+    if found:
+        return found[0].info.run_id
+    return client.create_run(experiment_id, tags=tags, run_name=run_name).info.run_id
+
+
+def all_version_tags(client: MlflowClient, model_name: str) -> list[tuple[str, dict[str, str]]]:
+    """(version, tags) of every version of the model, newest first."""
+    found = client.search_model_versions(f"name = '{model_name}'")
+    ordered = sorted(found, key=lambda v: int(v.version), reverse=True)
+    return [(str(v.version), dict(v.tags)) for v in ordered]
+
+
+def was_champion(tags: dict[str, str]) -> bool:
+    """A version served once: promoted by a retrain (not a dry run) or restored by a rollback."""
+    promoted = tags.get(TAG_DECISION) == PROMOTED and tags.get(TAG_DRY_RUN) != "true"
+    return promoted or f"{TAG_ROLLBACK}airflow_run_id" in tags
+
+
+def replaced_by(tags: dict[str, str]) -> str | None:
+    """The version this one replaced when it last became champion, if any."""
+    value = tags.get(f"{TAG_ROLLBACK}replaced_version") or tags.get(TAG_REPLACED)
+    return None if value in (None, "none") else value
+
+
+def rollback(
+    client: MlflowClient,
+    model_name: str,
+    to_version: str | None,
+    reason: str,
+    airflow_run_id: str,
+) -> dict[str, str]:
+    """Move `champion` back to a version that served before, and record why on both versions.
+
+    `to_version` defaults to the version the current champion replaced. The record is
+    written first and the alias moved last, with the same compare-and-set as a promotion.
+    """
+    if not reason.strip():
+        raise RegistryError("a rollback needs a reason (params.reason)")
+    current = alias_version(client, model_name, CHAMPION)
+    if current is None:
+        raise RegistryError(f"model {model_name} has no champion: there is nothing to roll back")
+    target = to_version or replaced_by(version_tags(client, model_name, current))
+    if target is None:
+        raise RegistryError(
+            f"champion version {current} of {model_name} replaced no earlier version: "
+            "give params.to_version"
+        )
+    _check_rollback_target(client, model_name, str(target), current)
+    record = {
+        f"{TAG_ROLLBACK}decision": PROMOTED,
+        f"{TAG_ROLLBACK}decision_reason": reason[:4900],
+        f"{TAG_ROLLBACK}trigger": "manual",
+        f"{TAG_ROLLBACK}airflow_run_id": airflow_run_id,
+        f"{TAG_ROLLBACK}replaced_version": current,
+    }
+    set_version_tags(client, model_name, str(target), record)
+    apply_switch(client, model_name, str(target), expected_champion=current)
+    set_version_tags(
+        client,
+        model_name,
+        current,
+        {TAG_DEMOTED_BY: airflow_run_id, TAG_DEMOTED_REASON: reason[:4900]},
+    )
+    return {"model_name": model_name, "champion": str(target), "replaced_version": current}
+
+
+def _check_rollback_target(client: MlflowClient, model_name: str, target: str, current: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    if target == current:
+        raise RegistryError(f"version {target} of {model_name} is already the champion")
+    try:
+        tags = version_tags(client, model_name, target)
+    except MlflowException:
+        raise RegistryError(f"model {model_name} has no version {target}") from None
+    if not was_champion(tags):
+        decision = tags.get(TAG_DECISION, "no decision")
+        raise RegistryError(
+            f"version {target} of {model_name} never was champion ({TAG_DECISION}={decision}): "
+            "a rollback may only restore a version that served before"
+        )
+
+
+def apply_switch(client: MlflowClient, model_name: str, version: str, expected_champion: str) -> None:
+    """Point `champion` at `version` if it still points at `expected_champion`."""
+    current = alias_version(client, model_name, CHAMPION)
+    if current != expected_champion:
+        raise ChampionChangedError(
+            f"champion of {model_name} moved from version {expected_champion} to {current}; "
+            f"version {version} was not made champion (re-run to decide again)"
+        )
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    after = alias_version(client, model_name, CHAMPION)
+    if after != version:
+        raise ChampionChangedError(
+            f"champion of {model_name} is version {after} right after switching to {version}: "
+            "a concurrent change won"
+        )

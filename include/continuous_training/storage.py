@@ -19,7 +19,9 @@ import json
 import os
 import re
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -135,6 +137,50 @@ def write_bytes_atomic(data: bytes, uri: str) -> dict[str, Any]:
         _remove_quietly(fs, tmp)
         raise
     return {"uri": uri, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+@contextmanager
+def open_atomic(uri: str) -> Iterator[BinaryIO]:
+    """A binary file handle whose content appears at `uri` only when the block succeeds.
+
+    For writers that stream (e.g. a pyarrow ParquetWriter fed batch by batch): readers
+    see the old file, or none, until the rename; a failure leaves nothing behind.
+    """
+    fs, path = _fs(uri)
+    parent, _, name = path.rpartition("/")
+    if not name:
+        raise StorageError(f"{uri!r} does not name a file")
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    tmp = f"{parent}/.{name}.tmp-{uuid.uuid4().hex}"
+    try:
+        with fs.open(tmp, "wb") as fh:
+            yield fh
+            if _is_local(fs):
+                fh.flush()
+                os.fsync(fh.fileno())
+        if _is_local(fs):
+            os.replace(tmp, path)
+        else:
+            fs.mv(tmp, path)
+    except BaseException:
+        _remove_quietly(fs, tmp)
+        raise
+
+
+def list_files(uri: str, pattern: str = "*") -> list[str]:
+    """The files directly under the folder `uri` matching `pattern`, as URIs, sorted."""
+    fs, path = _fs(uri)
+    if not fs.exists(path):
+        return []
+    prefix = uri[: len(uri) - len(path)] if uri.endswith(path) else ""
+    return sorted(prefix + p for p in fs.glob(f"{path.rstrip('/')}/{pattern}"))
+
+
+def remove(uri: str) -> None:
+    fs, path = _fs(uri)
+    if fs.exists(path):
+        fs.rm(path)
 
 
 def _write_tmp(fs: AbstractFileSystem, tmp: str, data: bytes) -> None:

@@ -184,6 +184,18 @@ class RunInfo:
     airflow_run_id: str
     trigger: str
     window_end: datetime
+    drift_episode: str | None = None
+
+    def registration_tags(self) -> dict[str, str]:
+        """What a version records about the run that made it, from the first moment."""
+        tags = {
+            registry.TAG_RUN_ID: self.airflow_run_id,
+            registry.TAG_TRIGGER: self.trigger,
+            registry.TAG_WINDOW_END: self.window_end.isoformat(),
+        }
+        if self.drift_episode:
+            tags[registry.TAG_DRIFT_EPISODE] = self.drift_episode
+        return tags
 
 
 def _write_splits(
@@ -381,8 +393,7 @@ def _register(
         info.model_uri,
         pipeline.model_name,
         tags={
-            registry.TAG_RUN_ID: run.airflow_run_id,
-            registry.TAG_TRIGGER: run.trigger,
+            **run.registration_tags(),
             registry.TAG_TRAIN_SHA: splits["train"]["sha256"],
             registry.TAG_GIT_SHA: git_sha(),
         },

@@ -30,7 +30,8 @@ def run_dag(dag_id: str, logical_date: datetime, conf: dict[str, Any] | None = N
     from continuous_training.config import find_pipeline
     from continuous_training.dag_factory import build_dags
 
-    pipeline = dag_id.rsplit("_", 2)[0]
+    kinds = ("_weekly_retraining", "_drift_retraining", "_batch_inference", "_rollback")
+    pipeline = next(dag_id.removesuffix(k) for k in kinds if dag_id.endswith(k))
     dag = build_dags(find_pipeline(pipeline))[dag_id]
     for task in dag.tasks:
         # Keep the retries, not the 5-minute wait between them.
@@ -39,7 +40,30 @@ def run_dag(dag_id: str, logical_date: datetime, conf: dict[str, Any] | None = N
 
 
 def task_states(dag_run: Any) -> dict[str, str]:
-    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    """State per task; a mapped task shows its instances' states joined, e.g. 'success*4'."""
+    states: dict[str, list[str]] = {}
+    for ti in dag_run.get_task_instances():
+        states.setdefault(ti.task_id, []).append(str(ti.state))
+    return {
+        task: found[0] if len(found) == 1 else f"{'/'.join(sorted(set(found)))}*{len(found)}"
+        for task, found in states.items()
+    }
+
+
+def asset_events(asset_name: str) -> list[dict[str, Any]]:
+    """The extras of every event of an asset, oldest first, from the metadata database."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == asset_name)
+            .order_by(AssetEvent.id)
+        ).all()
+        return [dict(row.extra or {}) for row in rows]
 
 
 def versions(client: Any, model_name: str) -> list[Any]:

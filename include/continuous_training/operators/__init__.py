@@ -5,6 +5,16 @@ sklearn or MLflow, so DAG files that use it parse fast.
 """
 
 from continuous_training.operators.base import PipelineOperator, resolve_tracking_uri
+from continuous_training.operators.inference import (
+    CheckDrift,
+    DebounceDrift,
+    EmitDriftEvent,
+    ListPartitions,
+    PinChampion,
+    PublishPredictions,
+    RollbackChampion,
+    ScorePartition,
+)
 from continuous_training.operators.links import MLflowRunLink
 from continuous_training.operators.retraining import (
     EvaluateAgainstChampion,
@@ -16,6 +26,14 @@ from continuous_training.operators.retraining import (
 )
 
 __all__ = [
+    "CheckDrift",
+    "DebounceDrift",
+    "EmitDriftEvent",
+    "ListPartitions",
+    "PinChampion",
+    "PublishPredictions",
+    "RollbackChampion",
+    "ScorePartition",
     "EvaluateAgainstChampion",
     "FetchData",
     "MLflowRunLink",

@@ -71,13 +71,27 @@ def trigger_of(context: Any, default: str) -> str:
 class PipelineOperator(BaseOperator):
     """Base class: holds the pipeline name (or YAML path) and the MLflow connection id."""
 
-    template_fields = ("pipeline",)
+    template_fields: tuple[str, ...] = ("pipeline", "data_window_end")
     ui_color = "#e8f4ea"
 
-    def __init__(self, *, pipeline: str, mlflow_conn_id: str = MLFLOW_CONN_ID, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        pipeline: str,
+        mlflow_conn_id: str = MLFLOW_CONN_ID,
+        data_window_end: str | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.pipeline = pipeline
         self.mlflow_conn_id = mlflow_conn_id
+        self.data_window_end = data_window_end
+
+    def window_end(self, context: Any) -> datetime:
+        """`data_window_end` when given (e.g. the drifted window's end), else the run's."""
+        if self.data_window_end:
+            return datetime.fromisoformat(str(self.data_window_end)).astimezone(UTC)
+        return window_end(context)
 
     def config(self, context: Any) -> PipelineConfig:
         """The pipeline config, with the trigger form's training window applied."""

@@ -7,6 +7,7 @@ imported inside `execute` so that DAG files parse fast.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -15,7 +16,6 @@ from continuous_training.operators.base import (
     PipelineOperator,
     fetch_start,
     trigger_of,
-    window_end,
 )
 from continuous_training.operators.links import MLflowRunLink
 
@@ -35,12 +35,17 @@ def run_options(context: Any) -> Any:
         raise AirflowFailException(str(exc)) from None
 
 
-def run_info(context: Any, trigger: str) -> Any:
+def run_info(
+    context: Any, trigger: str, end: datetime, drift_episode: str | None = None
+) -> Any:
     from continuous_training.training import RunInfo
 
     trigger = "manual" if run_options(context).force_promote else trigger_of(context, trigger)
     return RunInfo(
-        airflow_run_id=context["run_id"], trigger=trigger, window_end=window_end(context)
+        airflow_run_id=context["run_id"],
+        trigger=trigger,
+        window_end=end,
+        drift_episode=drift_episode or None,
     )
 
 
@@ -65,7 +70,7 @@ class FetchData(PipelineOperator):
 
         run_options(context)  # a bad trigger form fails before any work
         config = self.config(context)
-        end = window_end(context)
+        end = self.window_end(context)
         window = sources.Window(fetch_start(config, end), end)
         conn_id = config.source.conn_id
         uri = connection_uri(conn_id, sqlalchemy=config.source.kind == "sql") if conn_id else None
@@ -111,13 +116,21 @@ class ValidateData(PipelineOperator):
 class TrainCandidate(PipelineOperator):
     """Split by time, train the configured sklearn Pipeline, log and register it as challenger."""
 
-    template_fields = (*PipelineOperator.template_fields, "snapshot")
+    template_fields = (*PipelineOperator.template_fields, "snapshot", "drift_episode")
     operator_extra_links = (MLflowRunLink(),)
 
-    def __init__(self, *, snapshot: Any, trigger: str = "schedule", **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        snapshot: Any,
+        trigger: str = "schedule",
+        drift_episode: str | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.snapshot = snapshot
         self.trigger = trigger
+        self.drift_episode = drift_episode
 
     def execute(self, context: Any) -> dict[str, Any]:
         from continuous_training.training import TrainingError, train_candidate
@@ -125,7 +138,10 @@ class TrainCandidate(PipelineOperator):
         config = self.config(context)
         try:
             candidate = train_candidate(
-                config, self.snapshot, run_info(context, self.trigger), self.tracking_uri()
+                config,
+                self.snapshot,
+                run_info(context, self.trigger, self.window_end(context), self.drift_episode),
+                self.tracking_uri(),
             )
         except TrainingError as exc:
             raise AirflowFailException(str(exc)) from None
@@ -175,7 +191,7 @@ class Promote(PipelineOperator):
                 self.config(context),
                 self.evaluation,
                 run_options(context),
-                run_info(context, self.trigger),
+                run_info(context, self.trigger, self.window_end(context)),
                 self.tracking_uri(),
             )
         except ChampionChangedError as exc:

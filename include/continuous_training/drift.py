@@ -1,0 +1,281 @@
+"""Data drift of a scored window against the champion's training data, with Evidently.
+
+The current side is the bounded uniform sample that the scoring tasks kept; the
+reference side is the bounded sample logged with the model at training time. Both are
+at most `drift.sample_size` rows, so a check costs the same for a thousand scored rows
+as for a billion.
+
+A drift *episode* is drift away from one champion's training data: its id names that
+champion. Once a retrain handled an episode, more events of it are skipped, and a new
+champion (trained on the new data) starts a new one.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from continuous_training import inference, registry, storage
+from continuous_training.config import PipelineConfig
+from continuous_training.inference import PREDICTION
+from continuous_training.sources import Window
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+REPORT_ARTIFACT = "drift/report.html"
+SUMMARY_ARTIFACT = "drift/summary.json"
+_COLUMN_TEST = re.compile(r"^Value Drift for column (?P<column>.+)$")
+
+
+class DriftInputError(ValueError):
+    """The drift check has nothing to compare; the message says which side is missing."""
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    score: float
+    method: str
+    threshold: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """What Evidently found, in the terms of the pipeline's thresholds."""
+
+    drifted_share: float
+    drifted_columns: list[str]
+    columns: dict[str, ColumnDrift]
+    prediction: ColumnDrift
+    threshold: float
+    current_rows: int
+    reference_rows: int
+
+    @property
+    def breach(self) -> bool:
+        return self.drifted_share >= self.threshold
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "breach": self.breach}
+
+
+def episode_id(model_name: str, champion_version: str) -> str:
+    return f"{model_name}/champion-v{champion_version}"
+
+
+def compare(
+    pipeline: PipelineConfig, reference: pd.DataFrame, current: pd.DataFrame
+) -> tuple[DriftResult, Any]:
+    """Evidently's drift report of `current` against `reference`: the result and the snapshot.
+
+    Both frames hold the features and a `prediction` column (the model's score). The
+    drifted share counts features only; prediction drift is reported beside it.
+    """
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    for side, frame in (("reference", reference), ("current", current)):
+        if frame.empty:
+            raise DriftInputError(f"drift check of {pipeline.name}: the {side} sample is empty")
+    cfg = pipeline.drift
+    columns = [*pipeline.features.all, PREDICTION]
+    definition = DataDefinition(
+        numerical_columns=[*pipeline.features.numeric, PREDICTION],
+        categorical_columns=pipeline.features.categorical,
+    )
+    report = Report(
+        [
+            DataDriftPreset(
+                columns=pipeline.features.all,
+                drift_share=cfg.drifted_share_threshold,
+                threshold=cfg.column_threshold,
+            ),
+            ValueDrift(column=PREDICTION, threshold=cfg.column_threshold),
+        ],
+        include_tests=True,
+    )
+    snapshot = report.run(
+        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+    )
+    per_column = _column_results(snapshot.dict())
+    features = {c: per_column[c] for c in pipeline.features.all}
+    drifted = [c for c, d in features.items() if d.drifted]
+    result = DriftResult(
+        drifted_share=len(drifted) / len(features),
+        drifted_columns=drifted,
+        columns=features,
+        prediction=per_column[PREDICTION],
+        threshold=cfg.drifted_share_threshold,
+        current_rows=len(current),
+        reference_rows=len(reference),
+    )
+    return result, snapshot
+
+
+def _column_results(snapshot: dict[str, Any]) -> dict[str, ColumnDrift]:
+    """Per column: Evidently's score, method and threshold, and its own drift verdict."""
+    scores: dict[str, tuple[float, str, float]] = {}
+    for metric in snapshot["metrics"]:
+        config = metric["config"]
+        if config.get("type", "").endswith(":ValueDrift"):
+            scores[config["column"]] = (
+                float(metric["value"]),
+                str(config.get("method")),
+                float(config.get("threshold")),
+            )
+    verdicts: dict[str, bool] = {}
+    for test in snapshot["tests"]:
+        match = _COLUMN_TEST.match(test["name"])
+        if match:
+            verdicts[match["column"]] = str(test["status"]).upper().endswith("FAIL")
+    missing = sorted(set(scores) - set(verdicts))
+    if missing:
+        raise DriftInputError(f"Evidently returned no drift verdict for the columns {missing}")
+    return {c: ColumnDrift(*scores[c], drifted=verdicts[c]) for c in scores}
+
+
+# --------------------------------------------------------------------------- with MLflow
+
+
+def load_reference(client: Any, model_name: str, version: str) -> pd.DataFrame:
+    """The training sample logged with `version`, scored by that same model."""
+    import mlflow
+    import pandas as pd
+
+    run_id = client.get_model_version(model_name, version).run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=tmp
+            )
+        except Exception as exc:  # MLflow raises several types for a missing artifact
+            raise DriftInputError(
+                f"model {model_name} version {version} has no drift reference "
+                f"({REFERENCE_ARTIFACT} in run {run_id}): {exc}"
+            ) from exc
+        reference = pd.read_parquet(path)
+    return reference
+
+
+def score_reference(model: Any, pipeline: PipelineConfig, reference: pd.DataFrame) -> pd.DataFrame:
+    from continuous_training.inference import predict
+
+    X = reference[pipeline.features.all]
+    return X.assign(**{PREDICTION: predict(model, X, pipeline.task).score})
+
+
+def log_report(snapshot: Any, result: DriftResult, mlflow_run_id: str, client: Any) -> None:
+    """The HTML report, the summary and the scores go to the batch inference's MLflow run."""
+    import json
+
+    with tempfile.TemporaryDirectory() as tmp:
+        html = Path(tmp) / "report.html"
+        snapshot.save_html(str(html))
+        client.log_artifact(mlflow_run_id, str(html), artifact_path="drift")
+        summary = Path(tmp) / "summary.json"
+        summary.write_text(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        client.log_artifact(mlflow_run_id, str(summary), artifact_path="drift")
+    client.log_metric(mlflow_run_id, "drift.drifted_share", result.drifted_share)
+    client.log_metric(mlflow_run_id, "drift.prediction_score", result.prediction.score)
+    for column, drift in result.columns.items():
+        client.log_metric(mlflow_run_id, f"drift.score.{column}", drift.score)
+
+
+def check_scored_window(
+    pipeline: PipelineConfig,
+    window: Window,
+    parts: list[dict[str, Any]],
+    champion_version: str,
+    tracking_uri: str,
+    mlflow_run_id: str,
+) -> dict[str, Any]:
+    """Compare the window's scoring sample with the champion's reference; log and return it."""
+    import mlflow
+
+    client = registry.make_client(tracking_uri)
+    current = inference.read_sample(parts, pipeline.drift.sample_size)
+    if current.empty:
+        return {"breach": False, "skipped": f"no rows were scored in {window}"}
+    model = mlflow.sklearn.load_model(registry.model_uri(pipeline.model_name, champion_version))
+    reference = load_reference(client, pipeline.model_name, champion_version)
+    result, snapshot = compare(pipeline, score_reference(model, pipeline, reference), current)
+    log_report(snapshot, result, mlflow_run_id, client)
+    summary = {
+        **result.to_json(),
+        "pipeline": pipeline.name,
+        "episode": episode_id(pipeline.model_name, champion_version),
+        "champion_version": champion_version,
+        "window_start": window.start.isoformat(),
+        "window_end": window.end.isoformat(),
+        "report_uri": f"runs:/{mlflow_run_id}/{REPORT_ARTIFACT}",
+        "mlflow_run_id": mlflow_run_id,
+    }
+    folder = inference.predictions_dir(pipeline.name, window)
+    storage.write_json_atomic(summary, storage.join(folder, "_drift.json"))
+    return summary
+
+
+def event_extra(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a drift asset event carries: enough to debounce and to explain the retrain."""
+    keys = ("episode", "champion_version", "drifted_share", "drifted_columns", "report_uri")
+    return {
+        **{k: summary[k] for k in keys},
+        "window_end": summary["window_end"],
+        "prediction_drift_score": summary["prediction"]["score"],
+    }
+
+
+# --------------------------------------------------------------------------- debounce
+
+
+@dataclass(frozen=True)
+class DebounceDecision:
+    proceed: bool
+    reason: str
+
+
+def debounce(
+    event: dict[str, Any], versions: list[tuple[str, dict[str, str]]], cooldown_hours: float
+) -> DebounceDecision:
+    """Whether a drift event deserves a retrain, given the model's versions and their tags.
+
+    Skip when the event's episode was already handled by a drift retrain, or when any
+    retrain finished on data that ends within `cooldown_hours` before the drifted window
+    ends. Times are data times (window ends), not wall-clock times: a re-run decides the
+    same, and a backfill behaves as the live run did.
+    """
+    episode = event.get("episode")
+    for version, tags in versions:
+        if episode and tags.get(registry.TAG_DRIFT_EPISODE) == episode:
+            return DebounceDecision(
+                False,
+                f"drift episode {episode} was already handled by version {version} "
+                f"(Airflow run {tags.get(registry.TAG_RUN_ID)})",
+            )
+    drift_end = datetime.fromisoformat(event["window_end"])
+    cooldown = timedelta(hours=cooldown_hours)
+    for version, tags in versions:
+        ended = tags.get(registry.TAG_WINDOW_END)
+        if not ended or registry.TAG_DECISION not in tags:
+            continue
+        trained_to = datetime.fromisoformat(ended)
+        if drift_end - cooldown <= trained_to <= drift_end:
+            return DebounceDecision(
+                False,
+                f"version {version} was trained on data up to {trained_to.isoformat()}, "
+                f"within the {cooldown_hours:g}h cooldown before this drift "
+                f"(data up to {drift_end.isoformat()})",
+            )
+    return DebounceDecision(
+        True,
+        f"drift episode {episode}: drifted share {event.get('drifted_share')} "
+        f"in {event.get('drifted_columns')}",
+    )

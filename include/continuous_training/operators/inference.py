@@ -1,0 +1,342 @@
+"""Batch inference and drift monitoring operators, and the drift retrain's debounce.
+
+pin_champion -> list_partitions -> score_partition.expand(...) -> publish_predictions
+-> check_drift -> emit_drift_event. The champion's version is resolved once, in
+`PinChampion`, and handed to every mapped task, so a promotion during the run cannot
+mix two models in one output.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from continuous_training.operators.base import PipelineOperator
+from continuous_training.operators.links import MLflowRunLink
+from continuous_training.operators.retraining import connection_uri
+
+KIND_BATCH_INFERENCE = "batch_inference"
+DEFAULT_MAX_MAP_LENGTH = 1024
+
+
+def pinned_window(pinned: dict[str, Any]) -> Any:
+    from continuous_training.sources import Window
+
+    return Window(
+        datetime.fromisoformat(pinned["window_start"]),
+        datetime.fromisoformat(pinned["window_end"]),
+    )
+
+
+def max_map_length() -> int:
+    """Airflow's `core.max_map_length`: the most mapped task instances one task may have."""
+    try:
+        from airflow.configuration import conf
+    except ImportError:
+        return DEFAULT_MAX_MAP_LENGTH
+    return conf.getint("core", "max_map_length", fallback=DEFAULT_MAX_MAP_LENGTH)
+
+
+class PinChampion(PipelineOperator):
+    """Resolve `champion` (and a shadowing `challenger`) to versions, once for the whole run."""
+
+    operator_extra_links = (MLflowRunLink(),)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from continuous_training import registry
+
+        config = self.config(context)
+        client = registry.make_client(self.tracking_uri())
+        champion = registry.alias_version(client, config.model_name, registry.CHAMPION)
+        if champion is None:
+            raise AirflowFailException(
+                f"model {config.model_name} has no champion yet: run "
+                f"{config.name}_weekly_retraining first"
+            )
+        challenger = registry.alias_version(client, config.model_name, registry.CHALLENGER)
+        shadow = challenger if config.inference.shadow and challenger != champion else None
+        end = self.window_end(context)
+        start = end - timedelta(days=config.inference.window_days)
+        run_id = registry.find_or_create_run(
+            client,
+            config.experiment_name,
+            run_name=f"{config.name}:batch:{context['run_id']}",
+            tags={registry.TAG_KIND: KIND_BATCH_INFERENCE, registry.TAG_RUN_ID: context["run_id"]},
+        )
+        client.set_tag(run_id, "ct.champion_version", champion)
+        self.log.info(
+            "scoring %s to %s with %s version %s%s",
+            start.isoformat(),
+            end.isoformat(),
+            config.model_name,
+            champion,
+            f", challenger version {shadow} in shadow" if shadow else "",
+        )
+        experiment_id = client.get_run(run_id).info.experiment_id
+        return {
+            "model_name": config.model_name,
+            "champion_version": champion,
+            "challenger_version": shadow,
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+            "mlflow_run_id": run_id,
+            "mlflow_run_url": registry.run_url(self.tracking_uri(), experiment_id, run_id),
+        }
+
+
+class ListPartitions(PipelineOperator):
+    """The window's partitions, as the list that `score_partition` is mapped over."""
+
+    template_fields = (*PipelineOperator.template_fields, "pinned")
+
+    def __init__(self, *, pinned: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.pinned = pinned
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        from continuous_training.inference import PartitionError, list_partitions
+        from continuous_training.sources import SourceError
+
+        config = self.config(context)
+        try:
+            partitions = list_partitions(config, pinned_window(self.pinned), max_map_length())
+        except (PartitionError, SourceError) as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info("%d partitions: %s", len(partitions), [p.key for p in partitions])
+        return [p.to_json() for p in partitions]
+
+
+class ScorePartition(PipelineOperator):
+    """Score one partition with the pinned champion, streaming it in record batches."""
+
+    template_fields = (*PipelineOperator.template_fields, "pinned", "partition")
+
+    def __init__(self, *, pinned: Any, partition: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.pinned = pinned
+        self.partition = partition
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from continuous_training import inference
+
+        config = self.config(context)
+        partition = inference.Partition.from_json(self.partition)
+        window = pinned_window(self.pinned)
+        conn_id = config.scoring_source.conn_id
+        uri = connection_uri(conn_id, sqlalchemy=True) if conn_id else None
+        job = inference.ScoringJob(
+            pipeline=config,
+            input_uri=inference.materialize_input(config, partition, context["run_id"], uri),
+            output_uri=inference.prediction_uri(config.name, window, partition.key),
+            sample_uri=inference.sample_uri(config.name, window, partition.key),
+            window=window,
+            model_version=self.pinned["champion_version"],
+            airflow_run_id=context["run_id"],
+            sample_seed=inference.sample_seed(config.name, window, partition.key),
+        )
+        result = inference.score_partition(
+            job, *self._models(config), progress=self._log_progress(partition.key)
+        )
+        self.log.info("partition %s: %d rows -> %s", partition.key, result["rows"], result["uri"])
+        return {**result, "key": partition.key}
+
+    def _models(self, config: Any) -> tuple[Any, tuple[str, Any] | None]:
+        import mlflow
+
+        from continuous_training import registry
+
+        registry.check_reachable(self.tracking_uri())
+        mlflow.set_tracking_uri(self.tracking_uri())
+        name = self.pinned["model_name"]
+        champion = mlflow.sklearn.load_model(
+            registry.model_uri(name, self.pinned["champion_version"])
+        )
+        shadow = self.pinned.get("challenger_version")
+        if not shadow:
+            return champion, None
+        return champion, (shadow, mlflow.sklearn.load_model(registry.model_uri(name, shadow)))
+
+    def _log_progress(self, key: str) -> Any:
+        def report(done: int, total: int) -> None:
+            share = done / total if total else 1.0
+            self.log.info("partition %s: %d of %d rows read (%.0f%%)", key, done, total, share * 100)
+
+        return report
+
+
+class PublishPredictions(PipelineOperator):
+    """Write the window's manifest, log shadow statistics, and emit the predictions asset."""
+
+    template_fields = (*PipelineOperator.template_fields, "pinned", "parts")
+
+    def __init__(self, *, pinned: Any, parts: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.pinned = pinned
+        self.parts = parts
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from continuous_training import inference, registry
+
+        config = self.config(context)
+        parts = list(self.parts)
+        manifest = inference.publish(config, pinned_window(self.pinned), parts, context["run_id"])
+        client = registry.make_client(self.tracking_uri())
+        run_id = self.pinned["mlflow_run_id"]
+        client.log_metric(run_id, "rows_scored", manifest["rows"])
+        shadow = inference.merge_shadow(parts)
+        if shadow:
+            client.log_dict(run_id, shadow, "shadow/distributions.json")
+            client.log_metric(run_id, "shadow.disagreement_rate", shadow["disagreement_rate"])
+            client.log_metric(run_id, "shadow.mean_abs_score_diff", shadow["mean_abs_score_diff"])
+            self.log.info(
+                "shadow challenger version %s disagrees on %.2f%% of %d rows",
+                shadow["challenger_version"],
+                shadow["disagreement_rate"] * 100,
+                shadow["rows"],
+            )
+        extra = {
+            "model_name": manifest["model_name"],
+            "model_version": manifest["model_version"],
+            "rows": manifest["rows"],
+            "uri": manifest["uri"],
+            "window_end": manifest["window_end"],
+        }
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = extra
+        self.log.info("published %d rows at %s", manifest["rows"], manifest["uri"])
+        return {**extra, "parts": manifest["parts"], "shadow": shadow}
+
+
+class CheckDrift(PipelineOperator):
+    """Evidently drift of the scored sample against the champion's training reference."""
+
+    template_fields = (*PipelineOperator.template_fields, "pinned", "published")
+
+    def __init__(self, *, pinned: Any, published: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.pinned = pinned
+        self.published = published
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from continuous_training import drift
+
+        config = self.config(context)
+        try:
+            summary = drift.check_scored_window(
+                config,
+                pinned_window(self.pinned),
+                self.published["parts"],
+                self.pinned["champion_version"],
+                self.tracking_uri(),
+                self.pinned["mlflow_run_id"],
+            )
+        except drift.DriftInputError as exc:
+            raise AirflowFailException(str(exc)) from None
+        if "skipped" in summary:
+            self.log.info("drift check skipped: %s", summary["skipped"])
+        else:
+            self.log.info(
+                "drifted share %.2f (threshold %.2f), drifted columns %s, prediction drift %.3f",
+                summary["drifted_share"],
+                summary["threshold"],
+                summary["drifted_columns"],
+                summary["prediction"]["score"],
+            )
+        return summary
+
+
+class EmitDriftEvent(PipelineOperator):
+    """Emit the drift asset event on a breach; skip (so emit nothing) otherwise."""
+
+    template_fields = (*PipelineOperator.template_fields, "summary")
+
+    def __init__(self, *, summary: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.summary = summary
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from continuous_training import drift
+
+        if not self.summary.get("breach"):
+            raise AirflowSkipException(
+                self.summary.get("skipped")
+                or f"no drift: drifted share {self.summary['drifted_share']:.2f} is below "
+                f"{self.summary['threshold']:.2f}"
+            )
+        extra = drift.event_extra(self.summary)
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = extra
+        self.log.info("drift event emitted: %s", extra)
+        return extra
+
+
+class DebounceDrift(PipelineOperator):
+    """Let a drift event through to the retraining chain, or skip it and say why.
+
+    The event is the one that triggered the run; a run started by hand takes the
+    latest event of the drift asset (its inlet).
+    """
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from continuous_training import drift, registry
+
+        config = self.config(context)
+        event = self._event(context)
+        client = registry.make_client(self.tracking_uri())
+        versions = registry.all_version_tags(client, config.model_name)
+        decision = drift.debounce(event, versions, config.drift.cooldown_hours)
+        if not decision.proceed:
+            self.log.info("skipping the drift retrain: %s", decision.reason)
+            raise AirflowSkipException(decision.reason)
+        self.log.info("retraining: %s", decision.reason)
+        return {"window_end": event["window_end"], "episode": event["episode"], **event}
+
+    def _event(self, context: Any) -> dict[str, Any]:
+        triggering = context.get("triggering_asset_events") or {}
+        for inlet in self.inlets:
+            events = list(triggering.get(inlet, []) if triggering else [])
+            if events:
+                return dict(events[-1].extra)
+        for inlet in self.inlets:
+            latest = list(context["inlet_events"][inlet].ascending(False).limit(1))
+            if latest:
+                return dict(latest[0].extra)
+        raise AirflowFailException(
+            f"no drift event of {config_name(self.pipeline)} to act on: this DAG runs on the "
+            "drift asset, emitted by batch inference when drift crosses its threshold"
+        )
+
+
+def config_name(pipeline: str) -> str:
+    return pipeline.rsplit("/", 1)[-1].removesuffix(".yaml").removesuffix(".yml")
+
+
+class RollbackChampion(PipelineOperator):
+    """Move `champion` back to a version that served before; `params.reason` is required."""
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from continuous_training import registry
+
+        config = self.config(context)
+        params = context.get("params") or {}
+        to_version = params.get("to_version")
+        client = registry.make_client(self.tracking_uri())
+        try:
+            outcome = registry.rollback(
+                client,
+                config.model_name,
+                None if to_version in (None, "") else str(to_version),
+                str(params.get("reason") or ""),
+                context["run_id"],
+            )
+        except registry.RegistryError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info(
+            "champion of %s rolled back from version %s to %s",
+            config.model_name,
+            outcome["replaced_version"],
+            outcome["champion"],
+        )
+        return outcome

@@ -1,0 +1,160 @@
+"""End to end: batch inference, drift, the drift retrain and rollback, on real DAG runs.
+
+One pipeline walks through the product's loop against a real MLflow server: a weekly
+retrain before the drift onset makes v1 champion; scoring a pre-drift day emits no drift
+event, scoring a post-drift day emits one; the drift retrain trains on post-drift data
+and promotes; a repeat of the event and an event inside the cooldown are skipped; a
+rollback restores v1 and the next batch inference serves it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from tests.integration.dag_runs import (
+    asset_events,
+    champion,
+    run_dag,
+    task_states,
+    versions,
+    write_pipeline,
+    xcom_value,
+)
+
+pytestmark = pytest.mark.integration
+
+NAME = "churn_loop"
+WEEKLY = datetime(2026, 3, 1, 2, tzinfo=UTC)
+BEFORE_DRIFT = datetime(2026, 2, 26, 3, tzinfo=UTC)  # scores 2026-02-25
+AFTER_DRIFT = datetime(2026, 3, 15, 3, tzinfo=UTC)  # scores 2026-03-14
+NEXT_DAY = datetime(2026, 3, 16, 3, tzinfo=UTC)  # scores 2026-03-15
+DRIFT_ASSET = f"ct.{NAME}.drift"
+PREDICTIONS_ASSET = f"ct.{NAME}.predictions"
+
+
+def predictions(run) -> pd.DataFrame:
+    published = xcom_value(run, "publish_predictions")
+    frames = [pd.read_parquet(part["uri"]) for part in published["parts"]]
+    return pd.concat(frames, ignore_index=True).sort_values("customer_id", ignore_index=True)
+
+
+def test_inference_drift_retrain_rollback_loop(client) -> None:
+    write_pipeline(NAME)
+    weekly = run_dag(f"{NAME}_weekly_retraining", WEEKLY)
+    assert str(weekly.state) == "success", task_states(weekly)
+    assert champion(client, NAME) == "1"
+
+    calm = run_dag(f"{NAME}_batch_inference", BEFORE_DRIFT)
+    states = task_states(calm)
+    assert str(calm.state) == "success", states
+    assert states["score_partition"] == "success*4"
+    assert states["emit_drift_event"] == "skipped"
+    assert asset_events(DRIFT_ASSET) == []
+    scored = predictions(calm)
+    assert len(scored) == 300
+    assert set(scored["model_version"]) == {"1"}
+    assert scored["probability"].between(0, 1).all()
+    [event] = asset_events(PREDICTIONS_ASSET)
+    assert event["model_version"] == "1" and event["rows"] == 300
+
+    drifted = run_dag(f"{NAME}_batch_inference", AFTER_DRIFT)
+    assert str(drifted.state) == "success", task_states(drifted)
+    [drift_event] = asset_events(DRIFT_ASSET)
+    assert drift_event["drifted_share"] >= 0.3
+    assert drift_event["episode"] == f"{NAME}/champion-v1"
+    assert drift_event["window_end"] == "2026-03-15T00:00:00+00:00"
+    assert drift_event["report_uri"].endswith("drift/report.html")
+    summary = xcom_value(drifted, "check_drift")
+    assert set(summary["drifted_columns"]) <= set(summary["columns"])
+    run_id = xcom_value(drifted, "pin_champion")["mlflow_run_id"]
+    assert "drift/report.html" in {a.path for a in client.list_artifacts(run_id, "drift")}
+
+    retrain = run_dag(f"{NAME}_drift_retraining", AFTER_DRIFT)
+    assert str(retrain.state) == "success", task_states(retrain)
+    v2 = versions(client, NAME)[-1]
+    assert v2.version == "2" and champion(client, NAME) == "2"
+    assert v2.tags["ct.trigger"] == "drift"
+    assert v2.tags["ct.drift_episode"] == f"{NAME}/champion-v1"
+    assert v2.tags["ct.window_end"] == "2026-03-15T00:00:00+00:00"
+    assert v2.tags["ct.decision"] == "promoted", v2.tags["ct.decision_reason"]
+
+    again = run_dag(f"{NAME}_drift_retraining", AFTER_DRIFT)
+    assert task_states(again)["debounce_drift"] == "skipped"
+    assert task_states(again)["promote"] == "skipped"
+    assert len(versions(client, NAME)) == 2
+
+    # A new episode (champion v2) one day after v2's data ends: inside the 24 h cooldown.
+    write_pipeline(NAME, drift={"column_threshold": 1e-9, "drifted_share_threshold": 0.01})
+    next_day = run_dag(f"{NAME}_batch_inference", NEXT_DAY)
+    assert task_states(next_day)["emit_drift_event"] == "success"
+    assert asset_events(DRIFT_ASSET)[-1]["episode"] == f"{NAME}/champion-v2"
+    cooled = run_dag(f"{NAME}_drift_retraining", NEXT_DAY)
+    assert task_states(cooled)["debounce_drift"] == "skipped"
+    assert len(versions(client, NAME)) == 2
+
+    rollback = run_dag(f"{NAME}_rollback", NEXT_DAY, {"reason": "v2 misbehaves in the CRM"})
+    assert str(rollback.state) == "success", task_states(rollback)
+    assert champion(client, NAME) == "1"
+    v1, v2 = versions(client, NAME)
+    assert v1.tags["ct.rollback.replaced_version"] == "2"
+    assert v1.tags["ct.rollback.decision_reason"] == "v2 misbehaves in the CRM"
+    assert v2.tags["ct.rollback.demoted_by_run"] == rollback.run_id
+
+    served = run_dag(f"{NAME}_batch_inference", NEXT_DAY)
+    assert str(served.state) == "success", task_states(served)
+    assert set(predictions(served)["model_version"]) == {"1"}
+
+
+def test_rerun_of_a_date_replaces_its_output(client) -> None:
+    name = "churn_rerun"
+    write_pipeline(name)
+    assert str(run_dag(f"{name}_weekly_retraining", WEEKLY).state) == "success"
+    first = run_dag(f"{name}_batch_inference", BEFORE_DRIFT)
+    second = run_dag(f"{name}_batch_inference", BEFORE_DRIFT.replace(hour=9))
+    assert first.run_id != second.run_id
+    folder = xcom_value(second, "publish_predictions")["uri"]
+    from continuous_training import storage
+
+    parts = storage.list_files(folder, "part-*.parquet")
+    assert len(parts) == 4
+    again = pd.concat([pd.read_parquet(p) for p in parts]).sort_values("customer_id")
+    before = predictions(first)
+    assert len(again) == len(before) == 300
+    columns = ["customer_id", "prediction", "probability", "model_version"]
+    pd.testing.assert_frame_equal(
+        again[columns].reset_index(drop=True), before[columns].reset_index(drop=True)
+    )
+
+
+def test_rollback_refuses_a_version_that_never_served(client) -> None:
+    name = "churn_refuse"
+    write_pipeline(name)
+    assert str(run_dag(f"{name}_weekly_retraining", WEEKLY).state) == "success"
+    # Same data again: the candidate cannot beat v1 and is rejected.
+    assert str(run_dag(f"{name}_weekly_retraining", WEEKLY.replace(hour=5)).state) == "success"
+    assert versions(client, name)[1].tags["ct.decision"] == "rejected"
+    refused = run_dag(f"{name}_rollback", WEEKLY, {"to_version": 2, "reason": "try it"})
+    assert str(refused.state) == "failed"
+    assert champion(client, name) == "1"
+    assert "ct.rollback.airflow_run_id" not in versions(client, name)[1].tags
+
+
+def test_shadow_challenger_is_scored_but_not_served(client) -> None:
+    name = "churn_shadow"
+    write_pipeline(name)
+    assert str(run_dag(f"{name}_weekly_retraining", WEEKLY).state) == "success"
+    assert str(run_dag(f"{name}_weekly_retraining", WEEKLY.replace(hour=5)).state) == "success"
+    assert versions(client, name)[1].tags["ct.decision"] == "rejected"
+    run = run_dag(f"{name}_batch_inference", BEFORE_DRIFT)
+    assert str(run.state) == "success", task_states(run)
+    assert set(predictions(run)["model_version"]) == {"1"}
+    pinned = xcom_value(run, "pin_champion")
+    assert pinned["challenger_version"] == "2"
+    shadow = xcom_value(run, "publish_predictions")["shadow"]
+    assert shadow["challenger_version"] == "2" and shadow["rows"] == 300
+    assert sum(shadow["champion_hist"]) == sum(shadow["challenger_hist"]) == 300
+    metrics = client.get_run(pinned["mlflow_run_id"]).data.metrics
+    assert 0 <= metrics["shadow.disagreement_rate"] <= 1
