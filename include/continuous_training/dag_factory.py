@@ -268,7 +268,7 @@ def build_rollback(config: PipelineConfig) -> DAG:
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
-        default_args={**default_args(config), "retries": 0},
+        default_args=default_args(config),
         params=rollback_params(),
         tags=[TAG, config.name, "rollback"],
         doc_md=f"""

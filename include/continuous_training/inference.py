@@ -117,8 +117,7 @@ def _file_partitions(path: str, window: Window) -> list[Partition]:
     if not files:
         raise SourceError(f"inference.source.path {path!r} matches no files for window {window}")
     return [
-        Partition(_file_key(f), window.start.isoformat(), window.end.isoformat(), f)
-        for f in files
+        Partition(_file_key(f), window.start.isoformat(), window.end.isoformat(), f) for f in files
     ]
 
 
@@ -169,7 +168,9 @@ def materialize_input(
     scoring = pipeline.model_copy(update={"source": pipeline.scoring_source})
     source = sources.make_source(scoring, connection_uri=connection_uri)
     frame = sources.fetch_window(source, scoring, partition.window)
-    uri = storage.snapshot_uri(pipeline.name, run_id, f"inference-input/part-{partition.key}.parquet")
+    uri = storage.snapshot_uri(
+        pipeline.name, run_id, f"inference-input/part-{partition.key}.parquet"
+    )
     return storage.write_parquet_atomic(frame, uri)["uri"]
 
 
@@ -464,10 +465,14 @@ def merge_shadow(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
         "rows": rows,
         "disagreement_rate": sum(s["disagreements"] for s in shadows) / rows if rows else 0.0,
         "mean_abs_score_diff": sum(s["abs_diff_sum"] for s in shadows) / rows if rows else 0.0,
-        "champion_hist": [sum(col) for col in zip(*(s["champion_hist"] for s in shadows))],
-        "challenger_hist": [sum(col) for col in zip(*(s["challenger_hist"] for s in shadows))],
+        "champion_hist": _sum_columns([s["champion_hist"] for s in shadows]),
+        "challenger_hist": _sum_columns([s["challenger_hist"] for s in shadows]),
         "bins": HISTOGRAM_BINS,
     }
+
+
+def _sum_columns(rows: list[list[int]]) -> list[int]:
+    return [sum(column) for column in zip(*rows, strict=True)]
 
 
 def read_sample(parts: list[dict[str, Any]], k: int) -> pd.DataFrame:

@@ -245,7 +245,12 @@ def rollback(
     current = alias_version(client, model_name, CHAMPION)
     if current is None:
         raise RegistryError(f"model {model_name} has no champion: there is nothing to roll back")
-    target = to_version or replaced_by(version_tags(client, model_name, current))
+    current_tags = version_tags(client, model_name, current)
+    if current_tags.get(f"{TAG_ROLLBACK}airflow_run_id") == airflow_run_id:
+        # A retry of a rollback that already switched: done, do not roll forward again.
+        replaced = current_tags[f"{TAG_ROLLBACK}replaced_version"]
+        return {"model_name": model_name, "champion": current, "replaced_version": replaced}
+    target = to_version or replaced_by(current_tags)
     if target is None:
         raise RegistryError(
             f"champion version {current} of {model_name} replaced no earlier version: "
@@ -270,7 +275,9 @@ def rollback(
     return {"model_name": model_name, "champion": str(target), "replaced_version": current}
 
 
-def _check_rollback_target(client: MlflowClient, model_name: str, target: str, current: str) -> None:
+def _check_rollback_target(
+    client: MlflowClient, model_name: str, target: str, current: str
+) -> None:
     from mlflow.exceptions import MlflowException
 
     if target == current:
@@ -287,7 +294,9 @@ def _check_rollback_target(client: MlflowClient, model_name: str, target: str, c
         )
 
 
-def apply_switch(client: MlflowClient, model_name: str, version: str, expected_champion: str) -> None:
+def apply_switch(
+    client: MlflowClient, model_name: str, version: str, expected_champion: str
+) -> None:
     """Point `champion` at `version` if it still points at `expected_champion`."""
     current = alias_version(client, model_name, CHAMPION)
     if current != expected_champion:

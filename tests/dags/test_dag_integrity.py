@@ -443,3 +443,65 @@ def test_trigger_form_defaults_are_valid_as_the_ui_submits_them(weekly: Any) -> 
     for name in params:
         schema = params.get_param(name).schema
         assert not (schema.get("type") == "string" and params[name] == ""), name
+
+
+# --------------------------------------------------------------------------- the other DAG kinds
+
+
+@pytest.fixture(scope="module")
+def pipeline_dags(dags: dict[str, Any], pipeline: PipelineConfig) -> dict[str, Any]:
+    kinds = ("weekly_retraining", "drift_retraining", "batch_inference", "rollback")
+    missing = [f"{pipeline.name}_{k}" for k in kinds if f"{pipeline.name}_{k}" not in dags]
+    assert not missing, f"missing DAGs {missing}; found {sorted(dags)}"
+    return {kind: dags[f"{pipeline.name}_{kind}"] for kind in kinds}
+
+
+def test_every_kind_is_tagged_with_its_pipeline(
+    pipeline_dags: dict[str, Any], pipeline: PipelineConfig
+) -> None:
+    for kind, dag in pipeline_dags.items():
+        assert {TAG, pipeline.name} <= set(dag.tags), kind
+
+
+def test_batch_inference_maps_over_partitions_with_a_bound(
+    pipeline_dags: dict[str, Any], pipeline: PipelineConfig
+) -> None:
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    dag = pipeline_dags["batch_inference"]
+    assert dag.schedule == pipeline.inference.schedule
+    score = dag.get_task("score_partition")
+    assert isinstance(score, MappedOperator)
+    assert score.max_active_tis_per_dag == pipeline.inference.max_active_partitions
+    assert dag.get_task("list_partitions").downstream_task_ids == {"score_partition"}
+    assert dag.get_task("pin_champion").downstream_task_ids >= {"list_partitions"}
+
+
+def test_drift_loop_is_wired_through_one_asset(
+    pipeline_dags: dict[str, Any], pipeline: PipelineConfig
+) -> None:
+    inference, drift = pipeline_dags["batch_inference"], pipeline_dags["drift_retraining"]
+    [emitted] = inference.get_task("emit_drift_event").outlets
+    [published] = inference.get_task("publish_predictions").outlets
+    assert emitted.name == f"ct.{pipeline.name}.drift"
+    assert published.name == f"ct.{pipeline.name}.predictions"
+    assert [a.name for a in drift.timetable.asset_condition.objects] == [emitted.name]
+    assert drift.get_task("debounce_drift").downstream_task_ids == {"fetch"}
+    assert drift.get_task("train_candidate").trigger == "drift"
+    assert sorted(drift.task_ids) == sorted(["debounce_drift", *CHAIN])
+
+
+def test_rollback_form_requires_a_reason(pipeline_dags: dict[str, Any]) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    dag = pipeline_dags["rollback"]
+    assert dag.schedule is None
+    params = copy.deepcopy(dag.params)
+    with pytest.raises(ParamValidationError, match="reason"):
+        params.validate()
+    params = copy.deepcopy(dag.params)
+    params.update({"reason": "bad release"})
+    assert params.validate() == {"to_version": None, "reason": "bad release"}
+    with pytest.raises(ParamValidationError, match="to_version"):
+        params.update({"to_version": 0})
+        params.validate()

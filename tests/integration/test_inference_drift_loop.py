@@ -158,3 +158,37 @@ def test_shadow_challenger_is_scored_but_not_served(client) -> None:
     assert sum(shadow["champion_hist"]) == sum(shadow["challenger_hist"]) == 300
     metrics = client.get_run(pinned["mlflow_run_id"]).data.metrics
     assert 0 <= metrics["shadow.disagreement_rate"] <= 1
+
+
+def test_promotion_during_a_run_does_not_mix_versions(client) -> None:
+    import mlflow
+
+    name = "churn_midrun"
+    source = {
+        "kind": "tests.integration.alias_moving_source.AliasMovingSource",
+        "seed": 7,
+        "rows_per_day": 300,
+        "options": {"move_to": 2},
+    }
+    write_pipeline(name, inference={"source": source, "shadow": False})
+    assert str(run_dag(f"{name}_weekly_retraining", WEEKLY).state) == "success"
+    assert str(run_dag(f"{name}_weekly_retraining", WEEKLY.replace(hour=5)).state) == "success"
+    assert champion(client, name) == "1"
+
+    run = run_dag(f"{name}_batch_inference", BEFORE_DRIFT)
+    assert str(run.state) == "success", task_states(run)
+    assert champion(client, name) == "2"  # moved while the partitions were being scored
+    scored = predictions(run)
+    assert set(scored["model_version"]) == {"1"}
+    assert xcom_value(run, "publish_predictions")["model_version"] == "1"
+    # Every row carries v1's own probability, including the partitions scored after the move.
+    from continuous_training import sources
+    from continuous_training.config import find_pipeline
+
+    config = find_pipeline(name)
+    inputs = config.model_copy(update={"source": config.scoring_source})
+    window = sources.Window(datetime(2026, 2, 25, tzinfo=UTC), datetime(2026, 2, 26, tzinfo=UTC))
+    frame = sources.SyntheticSource(inputs).fetch(window).sort_values("customer_id")
+    model_v1 = mlflow.sklearn.load_model(f"models:/{name}/1")
+    expected = model_v1.predict_proba(frame[config.features.all])[:, 1]
+    assert scored["probability"].to_numpy() == pytest.approx(expected)

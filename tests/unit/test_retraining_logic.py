@@ -478,10 +478,19 @@ def test_run_info_force_promote_is_manual() -> None:
         "dag_run": SimpleNamespace(run_type="scheduled"),
         "data_interval_end": datetime(2026, 3, 8, 2, tzinfo=UTC),
     }
-    info = run_info(context, "schedule")
+    info = run_info(context, "schedule", base.window_end(context))
     assert info == RunInfo("scheduled__x", "manual", WINDOW_END)
     context["params"] = {}
-    assert run_info(context, "schedule").trigger == "schedule"
+    assert run_info(context, "schedule", WINDOW_END).trigger == "schedule"
+
+
+def test_run_info_records_the_drift_episode() -> None:
+    context = {"params": {}, "run_id": "asset__x", "dag_run": SimpleNamespace(run_type="x")}
+    info = run_info(context, "drift", WINDOW_END, "churn/champion-v3")
+    assert info.registration_tags()["ct.drift_episode"] == "churn/champion-v3"
+    assert info.registration_tags()["ct.trigger"] == "drift"
+    assert info.registration_tags()["ct.window_end"] == WINDOW_END.isoformat()
+    assert "ct.drift_episode" not in run_info(context, "drift", WINDOW_END).registration_tags()
 
 
 # --------------------------------------------------------------------------- tracking URI

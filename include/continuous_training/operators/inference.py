@@ -161,7 +161,9 @@ class ScorePartition(PipelineOperator):
     def _log_progress(self, key: str) -> Any:
         def report(done: int, total: int) -> None:
             share = done / total if total else 1.0
-            self.log.info("partition %s: %d of %d rows read (%.0f%%)", key, done, total, share * 100)
+            self.log.info(
+                "partition %s: %d of %d rows read (%.0f%%)", key, done, total, share * 100
+            )
 
         return report
 

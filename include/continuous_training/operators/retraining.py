@@ -35,9 +35,7 @@ def run_options(context: Any) -> Any:
         raise AirflowFailException(str(exc)) from None
 
 
-def run_info(
-    context: Any, trigger: str, end: datetime, drift_episode: str | None = None
-) -> Any:
+def run_info(context: Any, trigger: str, end: datetime, drift_episode: str | None = None) -> Any:
     from continuous_training.training import RunInfo
 
     trigger = "manual" if run_options(context).force_promote else trigger_of(context, trigger)

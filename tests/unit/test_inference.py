@@ -1,0 +1,260 @@
+"""Streaming scoring of one partition, partition listing and publishing, on real files."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from continuous_training import inference, storage
+from continuous_training.config import ModelConfig, PipelineConfig
+from continuous_training.sources import SourceError, SyntheticSource, Window
+from continuous_training.training import build_model
+
+DAY = Window(datetime(2026, 2, 25, tzinfo=UTC), datetime(2026, 2, 26, tzinfo=UTC))
+
+
+@pytest.fixture
+def config(make_config: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PipelineConfig:
+    monkeypatch.setenv("CT_DATA_ROOT", str(tmp_path / "root"))
+    return make_config(
+        inference={"batch_size": 100, "partition_hours": 6},
+        drift={"sample_size": 150},
+    )
+
+
+@pytest.fixture
+def model(config: PipelineConfig) -> Any:
+    week = Window(DAY.start - timedelta(days=7), DAY.start)
+    train = SyntheticSource(config).fetch(week)
+    # A fast estimator: these tests are about streaming, not about the model.
+    fast = ModelConfig(estimator="sklearn.linear_model.LogisticRegression", params={})
+    return build_model(config.model_copy(update={"model": fast})).fit(
+        train[config.features.all], train[config.target]
+    )
+
+
+@pytest.fixture
+def day_file(config: PipelineConfig, tmp_path: Path) -> tuple[str, pd.DataFrame]:
+    """One day of data plus rows on either side of it, written in many row groups."""
+    wider = Window(DAY.start - timedelta(hours=2), DAY.end + timedelta(hours=2))
+    frame = SyntheticSource(config).fetch(wider)
+    path = tmp_path / "input.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=64)
+    return str(path), frame
+
+
+def job(config: PipelineConfig, input_uri: str, key: str = "p0") -> inference.ScoringJob:
+    return inference.ScoringJob(
+        pipeline=config,
+        input_uri=input_uri,
+        output_uri=inference.prediction_uri(config.name, DAY, key),
+        sample_uri=inference.sample_uri(config.name, DAY, key),
+        window=DAY,
+        model_version="7",
+        airflow_run_id="manual__x",
+        sample_seed=inference.sample_seed(config.name, DAY, key),
+    )
+
+
+# --------------------------------------------------------------------------- partitions
+
+
+def test_time_partitions_cover_the_window(config: PipelineConfig) -> None:
+    parts = inference.list_partitions(config, DAY, max_map_length=1024)
+    assert [p.key for p in parts] == [f"20260225T{h:02d}00" for h in (0, 6, 12, 18)]
+    assert parts[0].window.start == DAY.start and parts[-1].window.end == DAY.end
+
+
+@pytest.mark.parametrize(
+    ("overrides", "limit", "named"),
+    [
+        ({"max_partitions": 3}, 1024, "inference.max_partitions (3)"),
+        ({}, 2, "core.max_map_length (2)"),
+    ],
+)
+def test_too_many_partitions_fail_before_mapping(
+    make_config: Any, overrides: dict, limit: int, named: str
+) -> None:
+    config = make_config(inference={"partition_hours": 6, **overrides})
+    with pytest.raises(inference.PartitionError, match="4 partitions") as err:
+        inference.list_partitions(config, DAY, max_map_length=limit)
+    assert named in str(err.value)
+
+
+def test_file_partitions_fill_the_date_placeholder(make_config: Any, tmp_path: Path) -> None:
+    for day in ("2026-02-24", "2026-02-25", "2026-02-26"):
+        for part in ("a", "b"):
+            (tmp_path / day).mkdir(exist_ok=True)
+            (tmp_path / day / f"{part}.parquet").write_bytes(b"")
+    source = {"kind": "file", "path": str(tmp_path / "{date}" / "*.parquet")}
+    config = make_config(inference={"source": source})
+    two_days = Window(DAY.start - timedelta(days=1), DAY.end)
+    parts = inference.list_partitions(config, two_days, max_map_length=1024)
+    assert [Path(p.path).relative_to(tmp_path).as_posix() for p in parts] == [
+        "2026-02-24/a.parquet",
+        "2026-02-24/b.parquet",
+        "2026-02-25/a.parquet",
+        "2026-02-25/b.parquet",
+    ]
+    assert len({p.key for p in parts}) == 4
+
+
+def test_file_partitions_of_an_empty_window_name_the_path(make_config: Any, tmp_path: Path) -> None:
+    source = {"kind": "file", "path": str(tmp_path / "{date}" / "*.parquet")}
+    config = make_config(inference={"source": source})
+    with pytest.raises(SourceError, match=r"inference.source.path .*matches no files"):
+        inference.list_partitions(config, DAY, max_map_length=1024)
+
+
+def test_window_label() -> None:
+    assert inference.window_label(DAY) == "dt=2026-02-25"
+    week = Window(DAY.start - timedelta(days=6), DAY.end)
+    assert inference.window_label(week) == "dt=2026-02-19_2026-02-26"
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def test_streamed_scores_equal_scoring_in_one_piece(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame]
+) -> None:
+    path, frame = day_file
+    seen: list[tuple[int, int]] = []
+    result = inference.score_partition(job(config, path), model, progress=lambda *a: seen.append(a))
+    inside = frame[(frame.event_time >= DAY.start) & (frame.event_time < DAY.end)]
+    out = pd.read_parquet(result["uri"])
+    assert result["rows"] == len(out) == len(inside) == 300
+    assert result["input_rows"] == len(frame)
+    assert seen[-1] == (len(frame), len(frame))
+    expected = model.predict_proba(inside[config.features.all])[:, 1]
+    np.testing.assert_allclose(out["probability"], expected)
+    assert list(out["customer_id"]) == list(inside["customer_id"])
+    assert set(out["model_version"]) == {"7"} and set(out["airflow_run_id"]) == {"manual__x"}
+    assert list(out.columns) == [
+        "customer_id",
+        "prediction",
+        "probability",
+        "model_name",
+        "model_version",
+        "airflow_run_id",
+    ]
+
+
+def test_rescoring_replaces_the_output_and_draws_the_same_sample(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame]
+) -> None:
+    first = inference.score_partition(job(config, day_file[0]), model)
+    first_sample = pd.read_parquet(first["sample_uri"])
+    second = inference.score_partition(job(config, day_file[0]), model)
+    assert second["sha256"] == first["sha256"]
+    pd.testing.assert_frame_equal(pd.read_parquet(second["sample_uri"]), first_sample)
+    folder = Path(first["uri"]).parent
+    assert sorted(p.name for p in folder.iterdir() if p.is_file()) == ["part-p0.parquet"]
+    assert len(first_sample) == config.drift.sample_size
+
+
+def test_a_failure_mid_stream_keeps_the_previous_output(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame]
+) -> None:
+    before = inference.score_partition(job(config, day_file[0]), model)
+
+    class BreaksOnThirdBatch:
+        classes_ = model.classes_
+        calls = 0
+
+        def predict_proba(self, X: pd.DataFrame) -> Any:
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError("worker lost")
+            return model.predict_proba(X)
+
+    with pytest.raises(RuntimeError, match="worker lost"):
+        inference.score_partition(job(config, day_file[0]), BreaksOnThirdBatch())
+    assert storage.sha256_of(before["uri"]) == before["sha256"]
+    folder = Path(before["uri"]).parent
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
+
+
+def test_missing_feature_is_named(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    path = tmp_path / "no_usage.parquet"
+    day_file[1].drop(columns=["usage_gb"]).to_parquet(path)
+    with pytest.raises(SourceError, match=r"lacks the columns \['usage_gb'\]"):
+        inference.score_partition(job(config, str(path)), model)
+
+
+def test_shadow_counts_disagreements(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame]
+) -> None:
+    class AlwaysChurn:
+        classes_ = model.classes_
+
+        def predict_proba(self, X: pd.DataFrame) -> Any:
+            return np.tile([0.1, 0.9], (len(X), 1))
+
+    result = inference.score_partition(
+        job(config, day_file[0]), model, challenger=("8", AlwaysChurn())
+    )
+    out = pd.read_parquet(result["uri"])
+    shadow = result["shadow"]
+    assert shadow["version"] == "8" and shadow["rows"] == 300
+    assert shadow["disagreements"] == int((out["prediction"] != 1).sum())
+    assert shadow["challenger_hist"][18] == 300  # 0.9 falls in bin [0.90, 0.95)
+    assert sum(shadow["champion_hist"]) == 300
+    assert set(out["model_version"]) == {"7"}  # the shadow is never served
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def test_bottom_k_samples_merge_into_the_sample_of_the_union() -> None:
+    data = pd.DataFrame({"x": np.arange(1000)})
+    whole = inference.BottomKSample(50, seed=1)
+    whole.add(data)
+    halves = []
+    for seed, part in ((1, data.iloc[:500]), (2, data.iloc[500:])):
+        sample = inference.BottomKSample(50, seed=seed)
+        for start in range(0, len(part), 64):
+            sample.add(part.iloc[start : start + 64])
+        halves.append(sample.result(["x"]))
+    assert all(len(h) == 50 for h in halves)
+    merged = inference.smallest_keys(pd.concat(halves), 50)
+    assert len(merged) == 50 and merged["x"].is_unique
+    # the union's sample is the 50 smallest keys over both halves, whatever their sizes
+    keys = pd.concat(halves)[inference.SAMPLE_KEY].sort_values().head(50)
+    assert sorted(merged[inference.SAMPLE_KEY]) == sorted(keys)
+
+
+def test_read_sample_is_bounded(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame]
+) -> None:
+    parts = [inference.score_partition(job(config, day_file[0], k), model) for k in "abc"]
+    sample = inference.read_sample(parts, 150)
+    assert len(sample) == 150
+    assert inference.SAMPLE_KEY not in sample.columns
+    assert set(sample.columns) == {*config.features.all, inference.PREDICTION}
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+def test_publish_removes_stale_parts_and_refuses_mixed_versions(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame]
+) -> None:
+    old = inference.score_partition(job(config, day_file[0], "old"), model)
+    new = inference.score_partition(job(config, day_file[0], "new"), model)
+    manifest = inference.publish(config, DAY, [new], "manual__y")
+    assert not Path(old["uri"]).exists() and not Path(old["sample_uri"]).exists()
+    assert Path(new["uri"]).exists()
+    assert manifest["rows"] == 300 and manifest["model_version"] == "7"
+    assert storage.read_json(inference.manifest_uri(config.name, DAY))["parts"] == [new]
+    with pytest.raises(inference.PartitionError, match=r"versions \['7', '8'\]"):
+        inference.publish(config, DAY, [new, {**new, "model_version": "8"}], "manual__z")
