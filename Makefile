@@ -14,7 +14,7 @@ export PATH := $(VENV)/bin:$(PATH)
 help:
 	@echo "make install   create .venv and install the pinned environment"
 	@echo "make run       MLflow + Airflow standalone on SQLite with the demo pipeline (Ctrl-C stops)"
-	@echo "make demo      three weekly retrainings headless, decisions printed"
+	@echo "make demo      weekly retrain, batch inference, drift, drift retrain, headless; decisions printed"
 	@echo "make test      lint + every test (unit, DAG integrity, end to end)"
 	@echo "make lint      ruff check and format check"
 	@echo "make bench     benchmarks, printed as ratios against a baseline run in the same process"
