@@ -5,14 +5,13 @@ sklearn or MLflow, so DAG files that use it parse fast.
 """
 
 from continuous_training.operators.base import PipelineOperator, resolve_tracking_uri
+from continuous_training.operators.drift_retraining import DebounceDrift
 from continuous_training.operators.inference import (
     CheckDrift,
-    DebounceDrift,
     EmitDriftEvent,
     ListPartitions,
     PinChampion,
     PublishPredictions,
-    RollbackChampion,
     ScorePartition,
 )
 from continuous_training.operators.links import MLflowRunLink
@@ -24,6 +23,7 @@ from continuous_training.operators.retraining import (
     ValidateData,
     run_options,
 )
+from continuous_training.operators.rollback import RollbackChampion
 
 __all__ = [
     "CheckDrift",

@@ -1,4 +1,4 @@
-"""Batch inference and drift monitoring operators, and the drift retrain's debounce.
+"""Batch inference and drift monitoring operators.
 
 pin_champion -> list_partitions -> score_partition.expand(...) -> publish_predictions
 -> check_drift -> emit_drift_event. The champion's version is resolved once, in
@@ -272,73 +272,3 @@ class EmitDriftEvent(PipelineOperator):
             context["outlet_events"][outlet].extra = extra
         self.log.info("drift event emitted: %s", extra)
         return extra
-
-
-class DebounceDrift(PipelineOperator):
-    """Let a drift event through to the retraining chain, or skip it and say why.
-
-    The event is the one that triggered the run; a run started by hand takes the
-    latest event of the drift asset (its inlet).
-    """
-
-    def execute(self, context: Any) -> dict[str, Any]:
-        from continuous_training import drift, registry
-
-        config = self.config(context)
-        event = self._event(context)
-        client = registry.make_client(self.tracking_uri())
-        versions = registry.all_version_tags(client, config.model_name)
-        decision = drift.debounce(event, versions, config.drift.cooldown_hours)
-        if not decision.proceed:
-            self.log.info("skipping the drift retrain: %s", decision.reason)
-            raise AirflowSkipException(decision.reason)
-        self.log.info("retraining: %s", decision.reason)
-        return {"window_end": event["window_end"], "episode": event["episode"], **event}
-
-    def _event(self, context: Any) -> dict[str, Any]:
-        triggering = context.get("triggering_asset_events") or {}
-        for inlet in self.inlets:
-            events = list(triggering.get(inlet, []) if triggering else [])
-            if events:
-                return dict(events[-1].extra)
-        for inlet in self.inlets:
-            latest = list(context["inlet_events"][inlet].ascending(False).limit(1))
-            if latest:
-                return dict(latest[0].extra)
-        raise AirflowFailException(
-            f"no drift event of {config_name(self.pipeline)} to act on: this DAG runs on the "
-            "drift asset, emitted by batch inference when drift crosses its threshold"
-        )
-
-
-def config_name(pipeline: str) -> str:
-    return pipeline.rsplit("/", 1)[-1].removesuffix(".yaml").removesuffix(".yml")
-
-
-class RollbackChampion(PipelineOperator):
-    """Move `champion` back to a version that served before; `params.reason` is required."""
-
-    def execute(self, context: Any) -> dict[str, Any]:
-        from continuous_training import registry
-
-        config = self.config(context)
-        params = context.get("params") or {}
-        to_version = params.get("to_version")
-        client = registry.make_client(self.tracking_uri())
-        try:
-            outcome = registry.rollback(
-                client,
-                config.model_name,
-                None if to_version in (None, "") else str(to_version),
-                str(params.get("reason") or ""),
-                context["run_id"],
-            )
-        except registry.RegistryError as exc:
-            raise AirflowFailException(str(exc)) from None
-        self.log.info(
-            "champion of %s rolled back from version %s to %s",
-            config.model_name,
-            outcome["replaced_version"],
-            outcome["champion"],
-        )
-        return outcome
