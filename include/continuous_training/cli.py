@@ -35,10 +35,23 @@ def decision_rows(tracking_uri: str, model_name: str) -> list[dict[str, str]]:
                 "trigger": tags.get(registry.TAG_TRIGGER, "-"),
                 "replaced": tags.get(registry.TAG_REPLACED, "-"),
                 "airflow run": tags.get(registry.TAG_RUN_ID, "-"),
-                "reason": tags.get(registry.TAG_REASON, "-"),
+                "reason": _reason(tags),
             }
         )
     return rows
+
+
+def _reason(tags: dict[str, str]) -> str:
+    """The decision's reason, followed by any rollback that restored or demoted the version."""
+    parts = [tags.get(registry.TAG_REASON, "-")]
+    restored_by = tags.get(f"{registry.TAG_ROLLBACK}airflow_run_id")
+    if restored_by:
+        why = tags.get(f"{registry.TAG_ROLLBACK}decision_reason", "")
+        parts.append(f"[restored by rollback {restored_by}: {why}]")
+    if registry.TAG_DEMOTED_BY in tags:
+        why = tags.get(registry.TAG_DEMOTED_REASON, "")
+        parts.append(f"[rolled back by {tags[registry.TAG_DEMOTED_BY]}: {why}]")
+    return " ".join(parts)
 
 
 def print_decisions(pipeline: str, tracking_uri: str) -> None:

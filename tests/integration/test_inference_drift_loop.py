@@ -9,6 +9,7 @@ rollback restores v1 and the next batch inference serves it.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -102,6 +103,11 @@ def test_inference_drift_retrain_rollback_loop(client) -> None:
     assert v1.tags["ct.rollback.replaced_version"] == "2"
     assert v1.tags["ct.rollback.decision_reason"] == "v2 misbehaves in the CRM"
     assert v2.tags["ct.rollback.demoted_by_run"] == rollback.run_id
+    from continuous_training.cli import decision_rows
+
+    ledger = decision_rows(os.environ["MLFLOW_TRACKING_URI"], NAME)
+    assert ledger[0]["version"] == "1 *" and "[restored by rollback" in ledger[0]["reason"]
+    assert ledger[1]["trigger"] == "drift" and "[rolled back by" in ledger[1]["reason"]
 
     served = run_dag(f"{NAME}_batch_inference", NEXT_DAY)
     assert str(served.state) == "success", task_states(served)
