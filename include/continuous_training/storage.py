@@ -115,27 +115,9 @@ def _is_local(fs: AbstractFileSystem) -> bool:
 
 
 def write_bytes_atomic(data: bytes, uri: str) -> dict[str, Any]:
-    """Write `data` to `uri` through a temp name and a rename; return uri, sha256 and size.
-
-    Locally the rename is `os.replace` (atomic on POSIX) after an fsync; on object stores
-    `fs.mv` is used, whose final PUT is what readers see.
-    """
-    fs, path = _fs(uri)
-    parent, _, name = path.rpartition("/")
-    if not name:
-        raise StorageError(f"{uri!r} does not name a file")
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    tmp = f"{parent}/.{name}.tmp-{uuid.uuid4().hex}"
-    try:
-        _write_tmp(fs, tmp, data)
-        if _is_local(fs):
-            os.replace(tmp, path)
-        else:
-            fs.mv(tmp, path)
-    except BaseException:
-        _remove_quietly(fs, tmp)
-        raise
+    """Write `data` to `uri` through a temp name and a rename; return uri, sha256 and size."""
+    with open_atomic(uri) as fh:
+        fh.write(data)
     return {"uri": uri, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
@@ -143,8 +125,10 @@ def write_bytes_atomic(data: bytes, uri: str) -> dict[str, Any]:
 def open_atomic(uri: str) -> Iterator[BinaryIO]:
     """A binary file handle whose content appears at `uri` only when the block succeeds.
 
-    For writers that stream (e.g. a pyarrow ParquetWriter fed batch by batch): readers
-    see the old file, or none, until the rename; a failure leaves nothing behind.
+    Readers see the old file, or none, until the rename; a failure leaves nothing behind,
+    also for writers that stream (a pyarrow ParquetWriter fed batch by batch). Locally the
+    rename is `os.replace` (atomic on POSIX) after an fsync; on object stores `fs.mv` is
+    used, whose final PUT is what readers see.
     """
     fs, path = _fs(uri)
     parent, _, name = path.rpartition("/")
@@ -181,17 +165,6 @@ def remove(uri: str) -> None:
     fs, path = _fs(uri)
     if fs.exists(path):
         fs.rm(path)
-
-
-def _write_tmp(fs: AbstractFileSystem, tmp: str, data: bytes) -> None:
-    if _is_local(fs):
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    else:
-        with fs.open(tmp, "wb") as fh:
-            fh.write(data)
 
 
 def _remove_quietly(fs: AbstractFileSystem, path: str) -> None:

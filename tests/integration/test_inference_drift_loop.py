@@ -42,6 +42,15 @@ def predictions(run) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).sort_values("customer_id", ignore_index=True)
 
 
+def champion_and_rejected_challenger(client, name: str, **overrides) -> None:
+    """v1 champion and v2 rejected: the same data twice, so the candidate cannot win."""
+    write_pipeline(name, **overrides)
+    assert str(run_dag(f"{name}_weekly_retraining", WEEKLY).state) == "success"
+    assert str(run_dag(f"{name}_weekly_retraining", WEEKLY.replace(hour=5)).state) == "success"
+    assert champion(client, name) == "1"
+    assert versions(client, name)[1].tags["ct.decision"] == "rejected"
+
+
 def test_inference_drift_retrain_rollback_loop(client) -> None:
     write_pipeline(NAME)
     weekly = run_dag(f"{NAME}_weekly_retraining", WEEKLY)
@@ -137,11 +146,7 @@ def test_rerun_of_a_date_replaces_its_output(client) -> None:
 
 def test_rollback_refuses_a_version_that_never_served(client) -> None:
     name = "churn_refuse"
-    write_pipeline(name)
-    assert str(run_dag(f"{name}_weekly_retraining", WEEKLY).state) == "success"
-    # Same data again: the candidate cannot beat v1 and is rejected.
-    assert str(run_dag(f"{name}_weekly_retraining", WEEKLY.replace(hour=5)).state) == "success"
-    assert versions(client, name)[1].tags["ct.decision"] == "rejected"
+    champion_and_rejected_challenger(client, name)
     refused = run_dag(f"{name}_rollback", WEEKLY, {"to_version": 2, "reason": "try it"})
     assert str(refused.state) == "failed"
     assert champion(client, name) == "1"
@@ -150,10 +155,7 @@ def test_rollback_refuses_a_version_that_never_served(client) -> None:
 
 def test_shadow_challenger_is_scored_but_not_served(client) -> None:
     name = "churn_shadow"
-    write_pipeline(name)
-    assert str(run_dag(f"{name}_weekly_retraining", WEEKLY).state) == "success"
-    assert str(run_dag(f"{name}_weekly_retraining", WEEKLY.replace(hour=5)).state) == "success"
-    assert versions(client, name)[1].tags["ct.decision"] == "rejected"
+    champion_and_rejected_challenger(client, name)
     run = run_dag(f"{name}_batch_inference", BEFORE_DRIFT)
     assert str(run.state) == "success", task_states(run)
     assert set(predictions(run)["model_version"]) == {"1"}
@@ -176,10 +178,7 @@ def test_promotion_during_a_run_does_not_mix_versions(client) -> None:
         "rows_per_day": 300,
         "options": {"move_to": 2},
     }
-    write_pipeline(name, inference={"source": source, "shadow": False})
-    assert str(run_dag(f"{name}_weekly_retraining", WEEKLY).state) == "success"
-    assert str(run_dag(f"{name}_weekly_retraining", WEEKLY.replace(hour=5)).state) == "success"
-    assert champion(client, name) == "1"
+    champion_and_rejected_challenger(client, name, inference={"source": source, "shadow": False})
 
     run = run_dag(f"{name}_batch_inference", BEFORE_DRIFT)
     assert str(run.state) == "success", task_states(run)
