@@ -257,10 +257,20 @@ class BottomKSample:
         self.rng = np.random.default_rng(seed)
         self.frame: pd.DataFrame | None = None
 
-    def add(self, batch: pd.DataFrame) -> None:
+    def add(self, batch: pd.DataFrame, **columns: Any) -> None:
+        """Offer every row of `batch` (plus `columns`, arrays aligned with it) to the sample."""
         import pandas as pd
 
-        keyed = batch.assign(**{SAMPLE_KEY: self.rng.random(len(batch))})
+        keys = self.rng.random(len(batch))
+        if self.frame is not None and len(self.frame) >= self.k:
+            # Once the sample is full, only rows with a key below its largest can enter:
+            # copy those alone, not the whole batch.
+            entering = keys < self.frame[SAMPLE_KEY].max()
+            if not entering.any():
+                return
+            batch, keys = batch[entering], keys[entering]
+            columns = {name: values[entering] for name, values in columns.items()}
+        keyed = batch.assign(**columns, **{SAMPLE_KEY: keys})
         merged = keyed if self.frame is None else pd.concat([self.frame, keyed])
         self.frame = smallest_keys(merged, self.k)
 
@@ -358,7 +368,7 @@ class _ScoringState:
         scores = predict(champion, X, pipeline.task)
         if self.challenger is not None and self.shadow is not None and len(frame):
             self.shadow.add(scores, predict(self.challenger[1], X, pipeline.task))
-        self.sample.add(X.assign(**{PREDICTION: scores.score}))
+        self.sample.add(X, **{PREDICTION: scores.score})
         self.rows += len(frame)
         self._report()
         return self._output_table(frame, scores)
