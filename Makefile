@@ -46,7 +46,7 @@ test: install lint
 	$(PY) -m pytest
 
 bench: install
-	$(PY) bench/dag_parse.py
+	$(PY) bench/run.py
 
 test-unit: install
 	$(PY) -m pytest tests/unit tests/dags

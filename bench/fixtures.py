@@ -64,14 +64,23 @@ def block(ctx: Context) -> pa.Table:
     return ctx.shared("block", build)
 
 
-def tiled(ctx: Context, rows: int, first_day: datetime, tag: str) -> tuple[pa.Table, Window]:
-    """`rows` rows of tiles of `block`, tile k on day `first_day + k`, ids prefixed per tile."""
+def tiled(
+    ctx: Context, rows: int, first_day: datetime, tag: str, offset: int = 0
+) -> tuple[pa.Table, Window]:
+    """`rows` rows of tiles of `block`, tile k on day `first_day + k`, ids prefixed per tile.
+
+    `offset` rotates the block first, so inputs smaller than a block can hold different
+    rows (the drift check's small parts must not all be the same rows).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from continuous_training.sources import Window
 
     base = block(ctx)
+    if offset % base.num_rows:
+        cut = offset % base.num_rows
+        base = pa.concat_tables([base.slice(cut), base.slice(0, cut)]).combine_chunks()
     tiles = math.ceil(rows / base.num_rows)
     parts = []
     for k in range(tiles):

@@ -37,6 +37,7 @@ class Sizes:
     drift_parts: int = 4
     retrain_rows: int = 1_000_000
     repeats: int = 3
+    drift_repeats: int = 7
     block_rows: int = 250_000
     train_days: int = 28
     train_rows_per_day: int = 3_000
@@ -48,8 +49,9 @@ QUICK = Sizes(
     score_rows=100_000,
     rss_rows=(20_000, 200_000),
     drift_rows=(100_000, 200_000, 400_000),
-    retrain_rows=60_000,
+    retrain_rows=30_000,
     repeats=2,
+    drift_repeats=2,
     block_rows=50_000,
     train_days=28,
     train_rows_per_day=1_000,
@@ -75,6 +77,12 @@ class Context:
     sizes: Sizes
     workdir: Path
     cache: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        """A detail worth keeping beside the table (results.md), also shown as progress."""
+        self.notes.append(text)
+        progress(text)
 
     def shared(self, key: str, build: Callable[[], Any]) -> Any:
         if key not in self.cache:
@@ -135,11 +143,11 @@ def progress(message: str) -> None:
 
 
 def human_rows(n: int) -> str:
-    """1000000 -> '1M', 250000 -> '250k'."""
-    for unit, size in (("M", 1_000_000), ("k", 1_000)):
-        if n >= size:
-            text = f"{n / size:.1f}"
-            return f"{text.removesuffix('.0')}{unit}"
+    """1000000 -> '1M', 999992 -> '1M', 2500000 -> '2.5M', 250000 -> '250k'."""
+    if n >= 950_000:
+        return f"{n / 1_000_000:.1f}".removesuffix(".0") + "M"
+    if n >= 1_000:
+        return f"{n / 1_000:.0f}k"
     return str(n)
 
 

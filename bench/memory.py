@@ -4,6 +4,12 @@ Each size is scored in a new interpreter that loads the pickled model, scores on
 partition with `inference.score_partition` and prints its own `ru_maxrss`, so a peak
 reached while building the inputs or in an earlier run can never count.
 
+The child is started through a small launcher process, not by this one: on Linux,
+`ru_maxrss` survives `execve`, and a process forked (or vforked) from the bench starts
+out with the bench's own peak RSS as its `ru_maxrss`, whatever it does itself. A launcher
+is a fresh, small interpreter, so the peak its child inherits is the launcher's few MiB.
+The child also reports `VmHWM` (the peak of its own address space) as a cross-check.
+
     python bench/memory.py MODEL INPUT FIRST_DAY DAYS   # the child, prints JSON
 """
 
@@ -19,6 +25,7 @@ from fixtures import SCORING_START, churn_config, model_file, scoring_job, tiled
 from harness import PYTHON, Context, Row, human_rows, mebibytes, progress
 
 GOAL = 1.15
+LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
 
 
 def child(model_path: str, input_uri: str, first_day: str, days: int) -> dict[str, int]:
@@ -36,7 +43,20 @@ def child(model_path: str, input_uri: str, first_day: str, days: int) -> dict[st
     key = f"rss-{Path(input_uri).stem}"
     result = inference.score_partition(scoring_job(config, input_uri, window, key), fitted)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return {"rows": result["rows"], "batch_size": config.inference.batch_size, "maxrss": peak}
+    return {
+        "rows": result["rows"],
+        "batch_size": config.inference.batch_size,
+        "maxrss": peak,
+        "vmhwm": vm_hwm(),
+    }
+
+
+def vm_hwm() -> int:
+    """This address space's peak resident set (KiB), from /proc/self/status."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return -1
 
 
 def peak_rss(ctx: Context, rows: int) -> dict[str, int]:
@@ -46,13 +66,20 @@ def peak_rss(ctx: Context, rows: int) -> dict[str, int]:
     args = [str(model_file(ctx)), uri, window.start.isoformat(), str(days)]
     progress(f"scoring {human_rows(rows)} rows in a fresh process for its peak RSS")
     out = subprocess.run(
-        [PYTHON, __file__, *args], capture_output=True, text=True, check=False, cwd=ctx.workdir
+        [PYTHON, "-c", LAUNCHER, PYTHON, __file__, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ctx.workdir,
     )
     if out.returncode != 0:
         raise RuntimeError(f"RSS child for {rows} rows failed:\n{out.stderr[-3000:]}")
     report = json.loads(out.stdout.strip().splitlines()[-1])
     if report["rows"] != rows:
         raise RuntimeError(f"RSS child scored {report['rows']} rows, not {rows}")
+    ctx.note(
+        f"RSS, {rows:,} rows: ru_maxrss {report['maxrss']:,} KiB, VmHWM {report['vmhwm']:,} KiB"
+    )
     return report
 
 

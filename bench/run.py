@@ -34,6 +34,7 @@ from harness import (
     isolated_environment,
     make_workdir,
     markdown_table,
+    median,
     progress,
     seconds,
 )
@@ -42,20 +43,31 @@ RESULTS = BENCH / "results.md"
 
 
 def parse_rows(ctx: Context) -> list[Row]:
-    """Row 4: bench/dag_parse.py's measurement, cold interpreters, median of its repeats."""
-    dag_parse.REPEATS = ctx.sizes.parse_repeats
-    progress(f"parse of dags/ and import of airflow.sdk, {dag_parse.REPEATS} cold starts each")
-    sdk = dag_parse.median_seconds(dag_parse.SDK_ONLY)
-    dags = dag_parse.median_seconds(dag_parse.DAGS_FOLDER)
+    """Row 4: bench/dag_parse.py's cold-start measurement, median of its repeats.
+
+    The two kinds of cold start alternate instead of running in two blocks, so that a
+    change in the machine's load during the row moves both medians alike.
+    """
+    repeats = ctx.sizes.parse_repeats
+    progress(f"parse of dags/ and import of airflow.sdk, {repeats} cold starts each")
+    sdk, dags = [], []
+    for _ in range(repeats):
+        sdk.append(dag_parse.cold_seconds(dag_parse.SDK_ONLY))
+        dags.append(dag_parse.cold_seconds(dag_parse.DAGS_FOLDER))
+    ctx.note(f"parse: import airflow.sdk {_list(sdk)} s; dags/ {_list(dags)} s")
     return [
         Row(
-            f"dags/ parse vs import airflow.sdk alone, cold, median of {dag_parse.REPEATS}",
-            seconds(dags),
-            seconds(sdk),
-            dags / sdk,
+            f"dags/ parse vs import airflow.sdk alone, cold, median of {repeats}",
+            seconds(median(dags)),
+            seconds(median(sdk)),
+            median(dags) / median(sdk),
             "~ 1 (parse fast)",
         )
     ]
+
+
+def _list(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
 
 
 BENCHMARKS: dict[str, Callable[[Context], list[Row]]] = {
@@ -77,12 +89,13 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def write_results(table: str, wall: float) -> None:
+def write_results(table: str, notes: list[str], wall: float) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    details = "".join(f"- {note}\n" for note in notes)
     RESULTS.write_text(
         f"# make bench\n\n{table}\n\nMeasured {stamp} on {os.cpu_count()} cores; "
         f"the whole run took {wall:.0f} s. Each ratio is measured / baseline, both "
-        "taken in that run.\n"
+        f"taken in that run.\n\nDetails of the run:\n\n{details}"
     )
 
 
@@ -116,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only or args.quick:
         progress(f"partial or quick run ({wall:.0f} s): {RESULTS.name} left as it was")
     else:
-        write_results(table, wall)
+        write_results(table, ctx.notes, wall)
         progress(f"done in {wall:.0f} s; table written to {RESULTS}")
     return 0
 

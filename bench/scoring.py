@@ -45,11 +45,16 @@ def run(ctx: Context) -> list[Row]:
                 f"score_partition scored {result['rows']} rows, not {sizes.score_rows}"
             )
     n = sizes.score_rows
+    unlimited = timed(lambda: fitted.predict(X))[0]
+    ctx.note(
+        f"scoring: bare model.predict(X) without a thread limit, once: {rate(n, unlimited)} "
+        f"(the row's baseline runs with threads_per_task={threads}, as score_partition does)"
+    )
     ours, baseline = n / min(ours_times), n / min(bare_times)
     return [
         Row(
-            f"scoring throughput, {human_rows(n)} rows, best of {sizes.repeats}: score_partition "
-            f"vs bare model.predict(X) ({threads} thread)",
+            f"scoring throughput, {human_rows(n)} rows: score_partition vs bare "
+            f"model.predict(X), {threads} thread, best of {sizes.repeats}",
             rate(n, min(ours_times)),
             rate(n, min(bare_times)),
             ours / baseline,
