@@ -1,0 +1,110 @@
+"""A person in a browser: log in, open the weekly retraining, trigger it from its form, watch.
+
+Headless Debian Chromium (/usr/bin/chromium, installed by `make test`) driven by Playwright;
+Playwright never downloads a browser of its own here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.stack.airflow_api import AirflowApi
+from tests.stack.native import NativeStack
+
+pytestmark = pytest.mark.stack
+
+CHROMIUM = Path("/usr/bin/chromium")
+# As root with no display and a closed network: no sandbox, no GPU, no calls home.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WEEKLY = "churn_weekly_retraining"
+FORM_TRAINING_DAYS = 7  # not the YAML's 21: the run's conf shows the form's value arrived
+RUN_TIMEOUT = 420  # queued behind a still-running scheduled run in the worst case
+UI_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def page(stack: NativeStack) -> Iterator[Page]:
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), f"{CHROMIUM} missing: `make test` installs Debian's chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            yield page
+        finally:
+            browser.close()
+
+
+def log_in(page: Page, stack: NativeStack) -> None:
+    """The simple auth manager's own login form, with the password from the stack's .env."""
+    variables = stack.settings.variables
+    page.goto(f"{stack.settings.api_url}/")
+    page.get_by_label("Username").fill(variables["AIRFLOW_ADMIN_USERNAME"])
+    page.get_by_label("Password").fill(variables["AIRFLOW_ADMIN_PASSWORD"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{stack.settings.api_url}/")
+
+
+def trigger_from_form(page: Page, stack: NativeStack, artifacts: Path) -> str:
+    """Open the DAG, press Trigger, change the training window, submit; the new run's id."""
+    page.goto(f"{stack.settings.api_url}/dags/{WEEKLY}")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Training window (days)").fill(str(FORM_TRAINING_DAYS))
+    page.screenshot(path=artifacts / "browser-trigger-form.png")
+    dialog.get_by_role("button", name="Trigger").click()
+    # The UI opens the page of the run it created: /dags/<dag>/runs/<run id>.
+    page.wait_for_url(f"**/dags/{WEEKLY}/runs/**")
+    return unquote(page.url.rsplit("/runs/", 1)[1])
+
+
+def wait_for_badge(page: Page, timeout: float) -> str:
+    """The run's state as its page shows it (the first state badge is the run's own)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        badge = page.get_by_test_id("state-badge").first
+        badge.wait_for()
+        state = badge.inner_text().strip().lower()
+        if state in ("success", "failed") or time.monotonic() > deadline:
+            return state
+        time.sleep(5)
+        page.reload()
+
+
+def test_trigger_the_weekly_retraining_from_the_ui(
+    stack: NativeStack, api: AirflowApi, page: Page
+) -> None:
+    artifacts = stack.settings.artifacts
+    api.wait_for_dag(WEEKLY)
+    api.unpause(WEEKLY)  # as the REST test left it; a no-op when it ran first
+    log_in(page, stack)
+    run_id = trigger_from_form(page, stack, artifacts)
+
+    state = wait_for_badge(page, RUN_TIMEOUT)
+    page.screenshot(path=artifacts / "browser-run.png", full_page=True)
+    tis = {ti["task_id"]: ti["state"] for ti in api.task_instances(WEEKLY, run_id)}
+    assert state == "success", f"the UI shows {state!r}; tasks: {tis}"
+
+    run = api.run(WEEKLY, run_id)
+    assert run["state"] == "success"
+    assert run["triggered_by"] == "ui"
+    assert run["conf"]["training_window_days"] == FORM_TRAINING_DAYS
+    assert run["triggering_user_name"] == stack.settings.variables["AIRFLOW_ADMIN_USERNAME"]
