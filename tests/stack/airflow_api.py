@@ -62,12 +62,18 @@ class AirflowApi:
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
 
-    def trigger(self, dag_id: str, logical_date: str, conf: dict[str, Any] | None = None) -> str:
-        run = self.request(
-            "POST",
-            f"/api/v2/dags/{dag_id}/dagRuns",
-            json={"logical_date": logical_date, "conf": conf or {}},
-        )
+    def trigger(
+        self,
+        dag_id: str,
+        logical_date: str,
+        conf: dict[str, Any] | None = None,
+        run_after: str | None = None,
+    ) -> str:
+        """A manual run; `run_after` (default: now) orders it among queued runs of the DAG."""
+        body: dict[str, Any] = {"logical_date": logical_date, "conf": conf or {}}
+        if run_after:
+            body["run_after"] = run_after
+        run = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
         return run["dag_run_id"]
 
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
