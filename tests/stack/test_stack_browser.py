@@ -16,6 +16,7 @@ from playwright.sync_api import Page
 
 from tests.stack.airflow_api import AirflowApi
 from tests.stack.native import NativeStack
+from tests.stack.runs import WEEKLY
 
 pytestmark = pytest.mark.stack
 
@@ -30,9 +31,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-WEEKLY = "churn_weekly_retraining"
 FORM_TRAINING_DAYS = 7  # not the YAML's 21: the run's conf shows the form's value arrived
-RUN_TIMEOUT = 420  # queued behind a still-running scheduled run in the worst case
+RUN_TIMEOUT = 420  # may queue behind the scheduled weekly run that unpausing started
 UI_TIMEOUT_MS = 60_000
 
 
