@@ -59,6 +59,9 @@ class AirflowApi:
                 raise AirflowApiError(f"{dag_id} not listed after {timeout}s: {self.dag_ids()}")
             time.sleep(2)
 
+    def dag(self, dag_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v2/dags/{dag_id}")
+
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
 
@@ -81,6 +84,9 @@ class AirflowApi:
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
+
+    def delete_run(self, dag_id: str, run_id: str) -> None:
+        self.request("DELETE", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float) -> dict[str, Any]:
         """Poll until the run finishes; the run as the API shows it at the end."""
