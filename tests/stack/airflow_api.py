@@ -85,8 +85,10 @@ class AirflowApi:
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
 
-    def delete_run(self, dag_id: str, run_id: str) -> None:
-        self.request("DELETE", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
+    def mark_run(self, dag_id: str, run_id: str, state: str, note: str) -> None:
+        """What the UI's "Mark as ..." does; the note says why on the run's page."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
+        self.request("PATCH", path, json={"state": state, "note": note})
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float) -> dict[str, Any]:
         """Poll until the run finishes; the run as the API shows it at the end."""

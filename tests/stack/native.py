@@ -5,8 +5,8 @@ number and key prefix of the run's own); every other compose service becomes the
 with the same environment (`compose.NativeMap` translates hosts, ports and paths), started in
 `depends_on` order and declared ready by its own compose healthcheck, run natively.
 
-What only the native stack sets is in `native_only_env` and `WORKER_ARGS`, each with its reason;
-tests/stack/test_compose_parity.py checks that nothing else differs.
+What only the native stack sets is in `NATIVE_ONLY_KEYS`, `WORKER_ARGS` and `LISTEN_ARGS`, each
+with its reason; tests/stack/test_compose_parity.py checks that nothing else differs.
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ NATIVE_ONLY_KEYS = {
     "AIRFLOW_HOME": "the image's /opt/airflow; here a folder of the run (logs, config)",
     "AIRFLOW__API__HOST": "bind the test's API server to loopback only",
     "AIRFLOW__API__PORT": "a free port instead of the container's 8080",
-    "AIRFLOW__API__BASE_URL": "links and redirects of the UI point at the free port",
     "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": "a free port instead of 8974",
     "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": "one free port per worker instead of 8793",
     "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": "a free port instead of 8794",
@@ -223,7 +222,6 @@ def native_only_env(
         "AIRFLOW_HOME": str(settings.airflow_home),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(settings.ports["api"]),
-        "AIRFLOW__API__BASE_URL": settings.api_url,
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(
             settings.ports["scheduler_health"]
         ),

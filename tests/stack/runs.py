@@ -19,6 +19,7 @@ RUN_TIMEOUT = 300
 
 
 CATCHUP_TIMEOUT = 60
+CATCHUP_NOTE = "Not run: the stack test's catch-up run of unpausing (tests/stack/runs.py)."
 
 
 def trigger_then_unpause(
@@ -37,12 +38,13 @@ def trigger_then_unpause(
 
 
 def drop_catchup_run(api: AirflowApi, dag_id: str) -> None:
-    """Delete the run of the latest schedule tick that unpausing makes the scheduler create.
+    """Mark the catch-up run that unpausing creates as failed before it starts, with a note.
 
-    It is Airflow doing its job (catchup=False still runs the latest interval), but its work
-    (a whole retraining or scoring) would only share the 2 cores with the runs under test.
-    Once the scheduler has moved the DAG's next run into the future, whatever it created for
-    the past is queued behind ours and is deleted before it starts.
+    It is Airflow doing its job (catchup=False still runs the latest schedule tick), but its work,
+    a whole retraining or scoring, would only share the two cores with the runs under test.
+    Deleting it does not work: with no scheduled run left, the scheduler creates it again as soon
+    as our run ends. Once the scheduler has moved the DAG's next run into the future, whatever it
+    created for the past is queued behind ours (see `trigger_then_unpause`).
     """
     deadline = time.monotonic() + CATCHUP_TIMEOUT
     while True:
@@ -54,7 +56,7 @@ def drop_catchup_run(api: AirflowApi, dag_id: str) -> None:
         time.sleep(1)
     for run in api.runs(dag_id):
         if run["run_type"] == "scheduled" and run["state"] == "queued":
-            api.delete_run(dag_id, run["dag_run_id"])
+            api.mark_run(dag_id, run["dag_run_id"], "failed", CATCHUP_NOTE)
 
 
 def worker_hostnames(stack: NativeStack) -> set[str]:

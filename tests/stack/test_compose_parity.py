@@ -174,16 +174,18 @@ def test_native_only_settings_are_declared_and_not_in_compose(
 
 
 def test_the_workers_and_the_scheduler_share_settings_and_data_root(
-    planned: list[NativeService],
+    settings: Settings, planned: list[NativeService]
 ) -> None:
     by_name = {spec.name: spec for spec in planned}
     scheduler = by_name["airflow-scheduler"].env
     for worker in (s for s in planned if s.service == native.WORKER_SERVICE):
         for key in ("CT_DATA_ROOT", "CT_PIPELINES_DIR", "MLFLOW_TRACKING_URI"):
             assert worker.env[key] == scheduler[key], key
-        assert worker.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith(
-            by_name["airflow-apiserver"].env["AIRFLOW__API__BASE_URL"]
+        # Tasks reach Airflow only through the API server the test started.
+        assert worker.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
+            f"{settings.api_url}/execution/"
         )
+        assert by_name["airflow-apiserver"].env["AIRFLOW__API__PORT"] == str(settings.ports["api"])
 
 
 def test_no_container_host_or_path_is_left(
