@@ -4,6 +4,7 @@
 ARG AIRFLOW_VERSION=3.3.2
 ARG PYTHON_VERSION=3.11
 FROM apache/airflow:slim-${AIRFLOW_VERSION}-python${PYTHON_VERSION}
+ARG AIRFLOW_VERSION
 
 # requirements.txt pins the whole closure, Airflow included, to what `make test` runs.
 COPY --chown=airflow:0 requirements.txt /opt/ct/requirements.txt
