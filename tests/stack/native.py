@@ -60,7 +60,7 @@ NATIVE_ONLY_KEYS = {
 ENV_PREFIXES_OF_THE_PYTEST_PROCESS = ("AIRFLOW", "_AIRFLOW", "MLFLOW", "CT_", "GX_")
 STARTUP_TIMEOUT = 300
 HEALTHCHECK_TIMEOUT = 60  # compose says 10 s; 2 cores starting 8 processes need longer
-STOP_TIMEOUT = 15  # per wave; Celery's warm shutdown waits for running tasks
+STOP_TIMEOUT = 20
 
 
 class StackError(RuntimeError):
@@ -514,24 +514,21 @@ class NativeStack:
     # ---------------------------------------------------------------- teardown
 
     def _stop_all(self) -> None:
-        """Workers first (they hold the API server's connections, as `compose down` orders it),
-        then the rest; SIGKILL for whatever outlives its grace period."""
+        """SIGTERM to every process group at once (each exits within seconds when idle, a
+        Celery worker after its running tasks), SIGKILL for whatever outlives the grace period."""
         for running in self.running.values():
             if running.check is not None:
                 _signal_group(running.check, signal.SIGKILL)
-        alive = [r for r in self.running.values() if r.process.poll() is None]
+        alive = [r.process for r in self.running.values() if r.process.poll() is None]
         # Task processes may leave their worker's group: reach them through the process tree.
-        strays = [child for r in alive for child in _descendants(r.process.pid)]
-        workers = [r.process for r in alive if r.spec.service == WORKER_SERVICE]
-        others = [r.process for r in alive if r.spec.service != WORKER_SERVICE]
-        for wave in (workers, others):
-            for process in wave:
-                _signal_group(process, signal.SIGTERM)
-            deadline = time.monotonic() + STOP_TIMEOUT
-            for process in wave:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        for process in workers + others:
+        strays = [child for process in alive for child in _descendants(process.pid)]
+        for process in alive:
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for process in alive:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for process in alive:
             _signal_group(process, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=10)
