@@ -77,5 +77,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
     if report.failed and _RUNNING and "stack" in getattr(item, "fixturenames", ()):
         running = _RUNNING[-1]
         report.sections.append(
-            (f"native stack logs (tails; all in {running.settings.artifacts})", running.log_tails())
+            (
+                f"native stack logs (tails; all in {running.settings.artifacts})",
+                running.log_tails(health=False),
+            )
         )

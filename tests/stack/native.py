@@ -583,9 +583,12 @@ class NativeStack:
 
     # ---------------------------------------------------------------- reporting
 
-    def log_tails(self, lines: int = 40) -> str:
+    def log_tails(self, lines: int = 40, health: bool = True) -> str:
+        """The end of every process's log (and of its healthchecks' output, if asked)."""
         parts = []
         for path in sorted(self.settings.artifacts.glob("*.log")):
+            if not health and path.name.endswith(".health.log"):
+                continue
             text = path.read_text(errors="replace").splitlines()
             parts.append(f"----- {path.name} (last {lines} lines) -----")
             parts.extend(text[-lines:])
