@@ -49,7 +49,8 @@ def test_every_compose_service_is_started_natively_or_provided(
     assert not started & set(native.PROVIDED)
 
 
-def test_the_topology_is_the_issues(services: dict[str, compose.Service]) -> None:
+def test_the_topology_is_the_deployments(services: dict[str, compose.Service]) -> None:
+    """The services README "Deploy" describes; a new one needs its native counterpart too."""
     assert set(services) == {
         "postgres",
         "redis",
