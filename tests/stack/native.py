@@ -57,6 +57,8 @@ NATIVE_ONLY_KEYS = {
     "HOSTNAME": "what Docker sets in each container: one name per process here",
     "PATH": "the venv's bin first: Airflow starts `airflow ...` subprocesses",
 }
+# What the image has and the compose healthchecks and init scripts call.
+MACHINE_TOOLS = ("bash", "curl", "psql")
 ENV_PREFIXES_OF_THE_PYTEST_PROCESS = ("AIRFLOW", "_AIRFLOW", "MLFLOW", "CT_", "GX_")
 STARTUP_TIMEOUT = 300
 HEALTHCHECK_TIMEOUT = 60  # compose says 10 s; 2 cores starting 8 processes need longer
@@ -353,6 +355,9 @@ class NativeStack:
         self.down()
 
     def up(self) -> None:
+        missing = [tool for tool in MACHINE_TOOLS if shutil.which(tool) is None]
+        if missing:
+            raise StackError(f"not on PATH: {missing} (the healthchecks and init scripts use them)")
         if self.settings.artifacts.exists():
             shutil.rmtree(self.settings.artifacts)
         self.settings.artifacts.mkdir(parents=True)
