@@ -347,7 +347,10 @@ class NativeStack:
         try:
             self.up()
         except BaseException:
-            self.down()
+            try:
+                self.down()
+            except StackError as teardown:  # the startup failure is the story; keep it on top
+                print(teardown, file=sys.stderr)
             raise
         return self
 
