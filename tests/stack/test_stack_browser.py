@@ -15,7 +15,7 @@ from playwright.sync_api import Page
 
 from tests.stack.airflow_api import AirflowApi
 from tests.stack.native import NativeStack
-from tests.stack.runs import WEEKLY, drop_catchup_run
+from tests.stack.runs import WEEKLY, drop_catchup_runs
 
 pytestmark = pytest.mark.stack
 
@@ -89,7 +89,7 @@ def test_trigger_the_weekly_retraining_from_the_ui(
     artifacts = stack.settings.artifacts
     api.wait_for_dag(WEEKLY)
     api.unpause(WEEKLY)  # as the REST test left it; a no-op when it ran first
-    drop_catchup_run(api, WEEKLY)
+    drop_catchup_runs(api, WEEKLY)
     log_in(page, stack)
     run_id = trigger_from_form(page, stack, artifacts)
     run_url = page.url
