@@ -8,14 +8,18 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # `airflow standalone` starts its parts as `airflow ...` subprocesses: the venv's bin must be on PATH.
 export PATH := $(VENV)/bin:$(PATH)
+# The browser test drives Debian's Chromium; Playwright never downloads a browser of its own.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help install run demo test test-unit lint format bench clean
+.PHONY: help install chromium run demo test test-unit stack-test lint format bench clean
 
 help:
 	@echo "make install   create .venv and install the pinned environment"
 	@echo "make run       MLflow + Airflow standalone on SQLite with the demo pipeline (Ctrl-C stops)"
 	@echo "make demo      weekly retrain, batch inference, drift, drift retrain, headless; decisions printed"
-	@echo "make test      lint + every test (unit, DAG integrity, end to end)"
+	@echo "make test      lint + every test (unit, DAG integrity, end to end, native stack, browser)"
+	@echo "make stack-test  the native docker-compose stack and browser tests only (tests/stack)"
 	@echo "make lint      ruff check and format check"
 	@echo "make bench     benchmarks, printed as ratios against a baseline run in the same process"
 
@@ -27,6 +31,14 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Debian's chromium package, once; a no-op when it is there.
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  echo "installing Debian's chromium for the browser test"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
+	@test -x $(CHROMIUM)
 
 run: install
 	bash scripts/run_local.sh
@@ -42,8 +54,11 @@ format: install
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-test: install lint
+test: install chromium lint
 	$(PY) -m pytest
+
+stack-test: install chromium
+	$(PY) -m pytest tests/stack
 
 bench: install
 	$(PY) bench/run.py
@@ -52,4 +67,4 @@ test-unit: install
 	$(PY) -m pytest tests/unit tests/dags
 
 clean:
-	rm -rf .local .pytest_cache .ruff_cache
+	rm -rf .local .pytest_cache .ruff_cache test-artifacts

@@ -1,0 +1,53 @@
+"""Last in the folder: batch inference's mapped tasks, and where every task of every run ran."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.stack.airflow_api import AirflowApi
+from tests.stack.native import NativeStack
+from tests.stack.runs import BATCH, RUN_TIMEOUT, WEEKLY, worker_hostnames
+
+pytestmark = pytest.mark.stack
+
+MAPPED_TASK = "score_partition"
+
+
+def test_batch_inference_scores_partitions_on_the_celery_workers(
+    stack: NativeStack, api: AirflowApi, batch_run_id: str
+) -> None:
+    run = api.wait_for_run(BATCH, batch_run_id, RUN_TIMEOUT)
+    tis = api.task_instances(BATCH, batch_run_id)
+    assert run["state"] == "success", {(t["task_id"], t["map_index"]): t["state"] for t in tis}
+    mapped = [ti for ti in tis if ti["task_id"] == MAPPED_TASK and ti["map_index"] >= 0]
+    assert mapped, f"no mapped {MAPPED_TASK} instances: {[t['task_id'] for t in tis]}"
+    assert {ti["state"] for ti in mapped} == {"success"}
+    hosts = {ti["map_index"]: ti["hostname"] for ti in mapped}
+    assert set(hosts.values()) <= worker_hostnames(stack), hosts
+
+
+def task_instances_of_every_run(api: AirflowApi) -> list[dict[str, Any]]:
+    return [
+        {key: ti[key] for key in ("dag_id", "dag_run_id", "task_id", "map_index", "state")}
+        | {"hostname": ti["hostname"], "duration": ti["duration"]}
+        for dag_id in sorted({WEEKLY, BATCH} & api.dag_ids())
+        for run in api.runs(dag_id)
+        for ti in api.task_instances(dag_id, run["dag_run_id"])
+    ]
+
+
+def test_both_workers_took_tasks(
+    stack: NativeStack, api: AirflowApi, weekly_run: dict[str, Any]
+) -> None:
+    """Celery spreads the tasks: over the folder's runs, each worker ran at least one."""
+    tis = task_instances_of_every_run(api)
+    (stack.settings.artifacts / "task-instances.json").write_text(json.dumps(tis, indent=1))
+    assert {ti["hostname"] for ti in tis if ti["hostname"]} == worker_hostnames(stack)
+
+
+def test_the_broker_keys_carry_the_runs_prefix(stack: NativeStack) -> None:
+    """What teardown deletes: Celery's keys under this run's prefix in its Redis database."""
+    assert stack.redis_keys(), f"no key under {stack.settings.redis_prefix!r}"
