@@ -308,7 +308,9 @@ def score_partition(
     settings = job.pipeline.inference
     fs, path = url_to_fs(job.input_uri)
     with fs.open(path, "rb") as fh, threadpool_limits(limits=settings.threads_per_task):
-        parquet = pq.ParquetFile(fh)
+        # pre_buffer would keep every row group's bytes until the loop ends: memory would
+        # grow with the partition instead of staying at one batch.
+        parquet = pq.ParquetFile(fh, pre_buffer=False)
         state = _ScoringState(job, parquet.metadata.num_rows, challenger, progress)
         columns = _input_columns(job.pipeline, parquet.schema_arrow.names, job.input_uri)
         with storage.open_atomic(job.output_uri) as out:
@@ -379,7 +381,10 @@ class _ScoringState:
         column = self.job.pipeline.time_column
         if column not in frame.columns:
             return frame
-        times = pd.to_datetime(frame[column], utc=True)
+        times = frame[column]
+        if not isinstance(times.dtype, pd.DatetimeTZDtype):
+            # Converting an already tz-aware column costs as much as the rest of the batch.
+            times = pd.to_datetime(times, utc=True)
         inside = (times >= self.job.window.start) & (times < self.job.window.end)
         return frame[inside.to_numpy()]
 
