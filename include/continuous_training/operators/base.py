@@ -6,6 +6,7 @@ things (connections, the data interval, params) and hands plain values to the co
 
 from __future__ import annotations
 
+import gc
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,6 +87,13 @@ class PipelineOperator(BaseOperator):
         self.pipeline = pipeline
         self.mlflow_conn_id = mlflow_conn_id
         self.data_window_end = data_window_end
+
+    def pre_execute(self, context: Any) -> None:
+        # A task process holds about a million long-lived objects (the parsed DAGs, the
+        # execution API); freezing them spares every collection during training a walk
+        # over them (bench/: ~9 s of GC per 1M-row retrain).
+        gc.freeze()
+        super().pre_execute(context)
 
     def window_end(self, context: Any) -> datetime:
         """`data_window_end` when given (e.g. the drifted window's end), else the run's."""
