@@ -550,20 +550,15 @@ class NativeStack:
             shutil.copytree(logs, self.settings.artifacts / "airflow-logs", dirs_exist_ok=True)
 
     def _drop_databases(self) -> None:
-        from sqlalchemy import create_engine, text
+        from sqlalchemy import create_engine
+
+        from tests.integration.postgres import drop_database
 
         admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as conn:
                 for name in self.databases_created:
-                    conn.execute(
-                        text(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = :name AND pid <> pg_backend_pid()"
-                        ),
-                        {"name": name},
-                    )
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+                    drop_database(conn, name)
         finally:
             admin.dispose()
 
