@@ -355,7 +355,7 @@ class _ScoringState:
         self.total = total
         self.done = 0
         self.rows = 0
-        self.challenger = challenger
+        self.challenger_model = challenger[1] if challenger else None
         self.shadow = ShadowStats(challenger[0]) if challenger else None
         self.sample = BottomKSample(job.pipeline.drift.sample_size, job.sample_seed)
         self.progress = progress
@@ -368,8 +368,8 @@ class _ScoringState:
         frame = self._inside_window(frame)
         X = frame[pipeline.features.all]
         scores = predict(champion, X, pipeline.task)
-        if self.challenger is not None and self.shadow is not None and len(frame):
-            self.shadow.add(scores, predict(self.challenger[1], X, pipeline.task))
+        if self.shadow is not None and len(frame):
+            self.shadow.add(scores, predict(self.challenger_model, X, pipeline.task))
         self.sample.add(X, **{PREDICTION: scores.score})
         self.rows += len(frame)
         self._report()

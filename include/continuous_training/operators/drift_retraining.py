@@ -28,7 +28,7 @@ class DebounceDrift(PipelineOperator):
             self.log.info("skipping the drift retrain: %s", decision.reason)
             raise AirflowSkipException(decision.reason)
         self.log.info("retraining: %s", decision.reason)
-        return {"window_end": event["window_end"], "episode": event["episode"], **event}
+        return event
 
     def _event(self, context: Any) -> dict[str, Any]:
         triggering = context.get("triggering_asset_events") or {}

@@ -48,7 +48,8 @@ class PinChampion(PipelineOperator):
         from continuous_training import registry
 
         config = self.config(context)
-        client = registry.make_client(self.tracking_uri())
+        tracking_uri = self.tracking_uri()
+        client = registry.make_client(tracking_uri)
         champion = registry.alias_version(client, config.model_name, registry.CHAMPION)
         if champion is None:
             raise AirflowFailException(
@@ -82,7 +83,7 @@ class PinChampion(PipelineOperator):
             "window_start": start.isoformat(),
             "window_end": end.isoformat(),
             "mlflow_run_id": run_id,
-            "mlflow_run_url": registry.run_url(self.tracking_uri(), experiment_id, run_id),
+            "mlflow_run_url": registry.run_url(tracking_uri, experiment_id, run_id),
         }
 
 
@@ -147,8 +148,7 @@ class ScorePartition(PipelineOperator):
 
         from continuous_training import registry
 
-        registry.check_reachable(self.tracking_uri())
-        mlflow.set_tracking_uri(self.tracking_uri())
+        registry.make_client(self.tracking_uri())  # checks the server, sets the tracking URI
         name = self.pinned["model_name"]
         champion = mlflow.sklearn.load_model(
             registry.model_uri(name, self.pinned["champion_version"])
