@@ -209,6 +209,17 @@ class InferenceConfig(_Strict):
     progress_every_seconds: float = Field(5.0, gt=0)
 
 
+class RetriesConfig(_Strict):
+    """Airflow's retries of every task: for faults that pass (a server restarting).
+
+    Bad data and bad config fail at once whatever this says; they do not get better.
+    """
+
+    count: int = Field(2, ge=0, le=20)
+    delay_seconds: float = Field(300, ge=0)
+    exponential_backoff: bool = False
+
+
 class RegistryConfig(_Strict):
     model_name: str | None = None
     experiment: str | None = None
@@ -232,6 +243,7 @@ class PipelineConfig(_Strict):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    retries: RetriesConfig = Field(default_factory=RetriesConfig)
     # filled in by load_pipeline, so that errors raised later can name the file
     source_file: str | None = None
 

@@ -36,8 +36,9 @@ MAX_TRAINING_WINDOW_DAYS = 3650
 def default_args(config: PipelineConfig) -> dict[str, Any]:
     return {
         "owner": config.owner,
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
+        "retries": config.retries.count,
+        "retry_delay": timedelta(seconds=config.retries.delay_seconds),
+        "retry_exponential_backoff": config.retries.exponential_backoff,
     }
 
 

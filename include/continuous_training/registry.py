@@ -7,9 +7,11 @@ last-writer-wins, so promotion is a compare-and-set built here around it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +39,12 @@ TAG_ROLLBACK = "ct.rollback."  # prefix of the rollback record on the restored v
 TAG_DEMOTED_BY = "ct.rollback.demoted_by_run"
 TAG_DEMOTED_REASON = "ct.rollback.demoted_reason"
 
+LOCK_SUFFIX = ".champion-lock"
+TAG_LOCK_HOLDER = "ct.lock.holder"
+TAG_LOCK_SINCE = "ct.lock.since"
+LOCK_STALE_SECONDS = 600.0  # a holder that died mid-switch frees the lock after this long
+LOCK_WAIT_SECONDS = 120.0
+
 PROMOTED = "promoted"
 REJECTED = "rejected"
 
@@ -47,6 +55,10 @@ class RegistryError(RuntimeError):
 
 class ChampionChangedError(RegistryError):
     """The champion moved between evaluation and promotion; nothing was promoted."""
+
+    def __init__(self, message: str, now_champion: str | None = None):
+        super().__init__(message)
+        self.now_champion = now_champion
 
 
 @dataclass(frozen=True)
@@ -158,29 +170,127 @@ def apply_decision(
     moved it, promoting would skip the comparison that justified it, so we refuse.
     A retry after a successful switch finds the alias already on `version` and succeeds.
     """
-    if decision.promote:
-        current = alias_version(client, model_name, CHAMPION)
-        if current == version:
-            set_version_tags(client, model_name, version, decision.tags())
-            return
-        if current != expected_champion:
-            raise ChampionChangedError(
-                f"champion of {model_name} moved from version {expected_champion} to {current} "
-                f"since evaluation; version {version} was not promoted (re-run to re-evaluate)"
-            )
-    set_version_tags(client, model_name, version, decision.tags())
     if not decision.promote:
+        set_version_tags(client, model_name, version, decision.tags())
         return
+    with champion_lock(client, model_name, decision.airflow_run_id):
+        current = alias_version(client, model_name, CHAMPION)
+        if current != version:
+            _refuse_if_moved(model_name, version, expected_champion, current, "promoted")
+        set_version_tags(client, model_name, version, decision.tags())
+        if current == version:
+            return
+        try:
+            _switch_and_verify(client, model_name, version)
+        except ChampionChangedError as lost:
+            # The record must not claim a promotion that did not stick.
+            set_version_tags(
+                client, model_name, version, {TAG_DECISION: REJECTED, TAG_REASON: str(lost)}
+            )
+            raise
+
+
+def _refuse_if_moved(
+    model_name: str, version: str, expected: str | None, current: str | None, what: str
+) -> None:
+    if current != expected:
+        raise ChampionChangedError(
+            f"champion of {model_name} moved from version {expected} to {current} since "
+            f"the decision was taken; version {version} was not {what}",
+            now_champion=current,
+        )
+
+
+def _switch_and_verify(client: MlflowClient, model_name: str, version: str) -> None:
     client.set_registered_model_alias(model_name, CHAMPION, version)
     after = alias_version(client, model_name, CHAMPION)
     if after != version:
-        reason = (
-            f"champion of {model_name} is version {after} right after promoting {version}: "
-            "a concurrent promotion won"
+        raise ChampionChangedError(
+            f"champion of {model_name} is version {after} right after switching to {version}: "
+            f"something that does not take {model_name}{LOCK_SUFFIX} moved it",
+            now_champion=after,
         )
-        # The record must not claim a promotion that did not stick.
-        set_version_tags(client, model_name, version, {TAG_DECISION: REJECTED, TAG_REASON: reason})
-        raise ChampionChangedError(reason)
+
+
+@contextlib.contextmanager
+def champion_lock(
+    client: MlflowClient, model_name: str, holder: str, wait: float = LOCK_WAIT_SECONDS
+) -> Iterator[None]:
+    """Serialise every move of `champion` of one model, across processes and hosts.
+
+    MLflow's alias switch has no compare-and-set, but creating a registered model is
+    atomic (names are unique in its database): the lock is the registered model
+    `<name>.champion-lock`, held by whoever created it. The same holder (a retried task)
+    takes it back at once; a holder that died is overridden after LOCK_STALE_SECONDS.
+    """
+    name = model_name + LOCK_SUFFIX
+    deadline = time.monotonic() + wait
+    while not _try_lock(client, name, holder):
+        if time.monotonic() > deadline:
+            raise RegistryError(
+                f"could not take {name} within {wait:.0f}s: another promotion or rollback of "
+                f"{model_name} holds it ({_lock_holder(client, name)}); if that run is dead, "
+                f"delete the registered model {name}"
+            )
+        time.sleep(0.5)
+    try:
+        yield
+    finally:
+        _delete_model(client, name)
+
+
+def _try_lock(client: MlflowClient, name: str, holder: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    # Wall-clock time is right here: it dates a lease, not a data window.
+    tags = {TAG_LOCK_HOLDER: holder, TAG_LOCK_SINCE: f"{time.time():.3f}"}
+    try:
+        client.create_registered_model(name, tags=tags, description=LOCK_DESCRIPTION)
+        return True
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    held = _lock_tags(client, name)
+    if held is not None and _lock_is_ours_or_stale(held, holder):
+        _delete_model(client, name)
+    return False
+
+
+LOCK_DESCRIPTION = (
+    "Held while the toolkit moves the champion alias of the model named before "
+    "'.champion-lock'; deleted right after. Not a model."
+)
+
+
+def _lock_is_ours_or_stale(tags: dict[str, str], holder: str) -> bool:
+    since = float(tags.get(TAG_LOCK_SINCE, "0") or 0)
+    return tags.get(TAG_LOCK_HOLDER) == holder or time.time() - since > LOCK_STALE_SECONDS
+
+
+def _lock_tags(client: MlflowClient, name: str) -> dict[str, str] | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(client.get_registered_model(name).tags)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+
+
+def _lock_holder(client: MlflowClient, name: str) -> str:
+    tags = _lock_tags(client, name) or {}
+    return f"run {tags.get(TAG_LOCK_HOLDER, '?')}"
+
+
+def _delete_model(client: MlflowClient, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.delete_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
 
 
 def model_uri(model_name: str, version: str) -> str:
@@ -265,7 +375,7 @@ def rollback(
         f"{TAG_ROLLBACK}replaced_version": current,
     }
     set_version_tags(client, model_name, str(target), record)
-    apply_switch(client, model_name, str(target), expected_champion=current)
+    apply_switch(client, model_name, str(target), current, holder=airflow_run_id)
     set_version_tags(
         client,
         model_name,
@@ -295,19 +405,10 @@ def _check_rollback_target(
 
 
 def apply_switch(
-    client: MlflowClient, model_name: str, version: str, expected_champion: str
+    client: MlflowClient, model_name: str, version: str, expected_champion: str, holder: str
 ) -> None:
     """Point `champion` at `version` if it still points at `expected_champion`."""
-    current = alias_version(client, model_name, CHAMPION)
-    if current != expected_champion:
-        raise ChampionChangedError(
-            f"champion of {model_name} moved from version {expected_champion} to {current}; "
-            f"version {version} was not made champion (re-run to decide again)"
-        )
-    client.set_registered_model_alias(model_name, CHAMPION, version)
-    after = alias_version(client, model_name, CHAMPION)
-    if after != version:
-        raise ChampionChangedError(
-            f"champion of {model_name} is version {after} right after switching to {version}: "
-            "a concurrent change won"
-        )
+    with champion_lock(client, model_name, holder):
+        current = alias_version(client, model_name, CHAMPION)
+        _refuse_if_moved(model_name, version, expected_champion, current, "made champion")
+        _switch_and_verify(client, model_name, version)

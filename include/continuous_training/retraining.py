@@ -7,6 +7,7 @@ MLflow and turns the gate into a recorded decision.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,12 @@ from continuous_training.training import RunInfo, predict_scores
 if TYPE_CHECKING:
     import pandas as pd
 
+log = logging.getLogger(__name__)
+
 LATENCY_SAMPLE_ROWS = 5_000
+# A candidate whose champion moved under it is judged again against the new one, this many
+# times at most (each time another run promoted in between).
+MAX_REEVALUATIONS = 3
 RECORD_PATH = "evaluation/decision_record.json"
 CARD_PATH = "evaluation/model_card.md"
 FINAL_HEADING = "## Final decision"
@@ -226,6 +232,12 @@ def _with_final_section(card: str, final: dict[str, Any]) -> str:
 def decide(evaluated: dict[str, Any], options: RunOptions, run: RunInfo) -> registry.Decision:
     """Turn the gate and the run's params into the decision to record."""
     gate_reason = evaluated["gate_reason"]
+    if evaluated.get("superseded"):
+        stale = evaluated["superseded"][-1]["champion_version"]
+        gate_reason = (
+            f"re-evaluated against version {evaluated['champion_version']}, which replaced "
+            f"version {stale} while this run was deciding: {gate_reason}"
+        )
     common = {"trigger": run.trigger, "airflow_run_id": run.airflow_run_id}
     if options.force_promote:
         return registry.Decision(
@@ -263,18 +275,17 @@ def promote_candidate(
     run: RunInfo,
     tracking_uri: str,
 ) -> dict[str, Any]:
-    """Record the decision on the candidate and, if it won, make it the champion."""
+    """Record the decision on the candidate and, if it won, make it the champion.
+
+    If another run promoted since this candidate was evaluated, the candidate is evaluated
+    again against the new champion (on its own holdout) and decided again; the record keeps
+    the superseded evaluations. A forced promotion is refused instead: the person who forced
+    it looked at the old champion.
+    """
     import mlflow
 
     client = registry.make_client(tracking_uri)
-    decision = decide(evaluated, options, run)
-    registry.apply_decision(
-        client,
-        pipeline.model_name,
-        evaluated["model_version"],
-        decision,
-        expected_champion=evaluated["champion_version"],
-    )
+    decision, evaluated = _decide_and_apply(client, pipeline, evaluated, options, run, tracking_uri)
     final = {
         "decision": decision.decision,
         "reason": decision.reason,
@@ -283,6 +294,7 @@ def promote_candidate(
         "promoted": decision.promote,
         "replaced_version": decision.replaced_version if decision.promote else None,
         "dry_run": decision.dry_run,
+        "superseded_evaluations": evaluated.get("superseded", []),
     }
     run_id = evaluated["mlflow_run_id"]
     record = mlflow.artifacts.load_dict(f"runs:/{run_id}/{RECORD_PATH}")
@@ -293,3 +305,43 @@ def promote_candidate(
         mlflow.set_tags({registry.TAG_DECISION: decision.decision})
     champion = registry.alias_version(client, pipeline.model_name, registry.CHAMPION)
     return {**final, "model_version": evaluated["model_version"], "champion_version": champion}
+
+
+def _decide_and_apply(
+    client: Any,
+    pipeline: PipelineConfig,
+    evaluated: dict[str, Any],
+    options: RunOptions,
+    run: RunInfo,
+    tracking_uri: str,
+) -> tuple[registry.Decision, dict[str, Any]]:
+    superseded: list[dict[str, Any]] = []
+    while True:
+        decision = decide(evaluated, options, run)
+        try:
+            registry.apply_decision(
+                client,
+                pipeline.model_name,
+                evaluated["model_version"],
+                decision,
+                expected_champion=evaluated["champion_version"],
+            )
+            return decision, evaluated
+        except registry.ChampionChangedError as moved:
+            if options.force_promote or len(superseded) >= MAX_REEVALUATIONS:
+                raise
+            log.warning("%s; evaluating again against version %s", moved, moved.now_champion)
+            superseded.append(_superseded(evaluated, str(moved)))
+            candidate = storage.read_json(
+                storage.snapshot_uri(pipeline.name, run.airflow_run_id, "candidate.json")
+            )
+            evaluated = {
+                **evaluate_candidate(pipeline, candidate, tracking_uri),
+                "superseded": superseded,
+            }
+
+
+def _superseded(evaluated: dict[str, Any], why: str) -> dict[str, Any]:
+    """What the record keeps of an evaluation that a concurrent promotion made stale."""
+    keys = ("champion_version", "gate_passed", "gate_reason", "champion_metric")
+    return {**{k: evaluated.get(k) for k in keys}, "superseded_because": why}

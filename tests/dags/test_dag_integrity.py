@@ -258,6 +258,16 @@ def test_weekly_retraining_retry_delay(weekly: Any) -> None:
     }
 
 
+def test_retries_come_from_the_yaml() -> None:
+    from continuous_training.dag_factory import build_dags
+    from tests.integration.dag_runs import write_pipeline
+
+    path = write_pipeline("churn_retries", retries={"count": 5, "delay_seconds": 7})
+    config = load_pipeline(path)
+    for dag in build_dags(config).values():
+        assert {(t.retries, t.retry_delay) for t in dag.tasks} == {(5, timedelta(seconds=7))}
+
+
 def test_weekly_retraining_owner_is_the_configs(weekly: Any, pipeline: PipelineConfig) -> None:
     assert {t.owner for t in weekly.tasks} == {pipeline.owner}
 

@@ -16,7 +16,11 @@ import pandas as pd
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+from mlflow.protos.databricks_pb2 import (
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+)
 
 from continuous_training import registry
 from continuous_training.config import PipelineConfig, parse_pipeline
@@ -552,7 +556,7 @@ def test_https_connection_uri_keeps_https(no_mlflow_env: pytest.MonkeyPatch) -> 
 
 
 class FakeRegistryClient:
-    """The four MlflowClient calls apply_decision makes, over an in-memory alias table."""
+    """The MlflowClient calls apply_decision makes, over in-memory alias and model tables."""
 
     def __init__(self, champion: str | None = None, *, thief: str | None = None) -> None:
         self.aliases: dict[str, str] = {} if champion is None else {registry.CHAMPION: champion}
@@ -560,6 +564,21 @@ class FakeRegistryClient:
         self.alias_writes: list[tuple[str, str, str]] = []
         self.thief = thief  # a concurrent run that moves champion right after our write
         self.missing_error = RESOURCE_DOES_NOT_EXIST
+        self.models: dict[str, dict[str, str]] = {}  # registered models: the champion lock
+
+    def create_registered_model(self, name: str, tags: dict[str, str], description: str) -> None:
+        if name in self.models:
+            raise MlflowException(f"{name} exists", error_code=RESOURCE_ALREADY_EXISTS)
+        self.models[name] = dict(tags)
+
+    def get_registered_model(self, name: str) -> Any:
+        if name not in self.models:
+            raise MlflowException(f"{name} not found", error_code=RESOURCE_DOES_NOT_EXIST)
+        return SimpleNamespace(tags=self.models[name])
+
+    def delete_registered_model(self, name: str) -> None:
+        if self.models.pop(name, None) is None:
+            raise MlflowException(f"{name} not found", error_code=RESOURCE_DOES_NOT_EXIST)
 
     def get_model_version_by_alias(self, name: str, alias: str) -> Any:
         if alias not in self.aliases:
@@ -621,8 +640,50 @@ def test_retry_after_a_successful_switch_does_not_write_the_alias_again() -> Non
 
 def test_concurrent_promotion_detected_after_the_switch() -> None:
     client = FakeRegistryClient(champion="3", thief="6")
-    with pytest.raises(ChampionChangedError, match="version 6 right after promoting 4"):
+    with pytest.raises(ChampionChangedError, match="version 6 right after switching to 4"):
         apply_decision(client, MODEL, "4", _promotion(), expected_champion="3")
+    assert client.tags["4"][registry.TAG_DECISION] == "rejected"
+    assert client.models == {}  # the lock is released on the way out
+
+
+LOCK = MODEL + registry.LOCK_SUFFIX
+
+
+def test_promotion_waits_for_the_lock_and_names_its_holder() -> None:
+    client = FakeRegistryClient(champion="3")
+    client.create_registered_model(
+        LOCK, {registry.TAG_LOCK_HOLDER: "other_run", registry.TAG_LOCK_SINCE: "9e12"}, ""
+    )
+    lock = registry.champion_lock(client, MODEL, holder="our_run", wait=0.6)
+    with pytest.raises(registry.RegistryError, match=r"holds it \(run other_run\)"), lock:
+        pass
+    assert client.models[LOCK][registry.TAG_LOCK_HOLDER] == "other_run"
+
+
+@pytest.mark.parametrize(
+    ("holder", "since"), [("our_run", "9e12"), ("dead_run", "0")], ids=["retry", "stale"]
+)
+def test_lock_taken_back_by_a_retry_or_from_a_dead_holder(holder: str, since: str) -> None:
+    client = FakeRegistryClient(champion="3")
+    tags = {registry.TAG_LOCK_HOLDER: holder, registry.TAG_LOCK_SINCE: since}
+    client.create_registered_model(LOCK, tags, "")
+    with registry.champion_lock(client, MODEL, holder="our_run", wait=5):
+        assert client.models[LOCK][registry.TAG_LOCK_HOLDER] == "our_run"
+    assert LOCK not in client.models
+
+
+def test_promotion_holds_the_lock_while_switching() -> None:
+    seen: list[dict[str, dict[str, str]]] = []
+
+    class Watching(FakeRegistryClient):
+        def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+            seen.append({k: dict(v) for k, v in self.models.items()})
+            super().set_registered_model_alias(name, alias, version)
+
+    client = Watching(champion="3")
+    apply_decision(client, MODEL, "4", _promotion(), expected_champion="3")
+    assert [s[LOCK][registry.TAG_LOCK_HOLDER] for s in seen] == [_run().airflow_run_id]
+    assert client.models == {}
 
 
 @pytest.mark.parametrize(
