@@ -24,6 +24,8 @@ start_mlflow() {
     echo "MLflow already answers at $MLFLOW_TRACKING_URI"
     return
   fi
+  # Its job runner serves GenAI evaluation jobs, which the project does not use.
+  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
   mlflow server --backend-store-uri "sqlite:///$LOCAL/mlflow/mlflow.db" \
     --artifacts-destination "$LOCAL/mlflow/artifacts" \
     --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1 >"$LOCAL/mlflow/server.log" 2>&1 &

@@ -63,6 +63,8 @@ def start_mlflow_server(directory: Path, port: int) -> subprocess.Popen:
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        # Its job runner serves GenAI evaluation jobs, which the project does not use.
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )
     wait_healthy(f"http://127.0.0.1:{port}/health", process, log)
     return process

@@ -25,8 +25,17 @@ def write_pipeline(name: str, **overrides: Any) -> Path:
     return path
 
 
-def run_dag(dag_id: str, logical_date: datetime, conf: dict[str, Any] | None = None) -> Any:
-    """One real DagRun of a factory-built DAG, tasks executed in this process."""
+def run_dag(
+    dag_id: str,
+    logical_date: datetime,
+    conf: dict[str, Any] | None = None,
+    run_after: datetime | None = None,
+) -> Any:
+    """One real DagRun of a factory-built DAG, tasks executed in this process.
+
+    The run id comes from `run_after` (default: now); giving the one of an earlier run
+    runs that run again under the same id, as clearing it in Airflow does.
+    """
     from continuous_training.config import find_pipeline
     from continuous_training.dag_factory import build_dags
 
@@ -36,7 +45,7 @@ def run_dag(dag_id: str, logical_date: datetime, conf: dict[str, Any] | None = N
     for task in dag.tasks:
         # Keep the retries, not the 5-minute wait between them.
         task.retry_delay = timedelta(seconds=1)
-    return dag.test(logical_date=logical_date, run_conf=conf or {})
+    return dag.test(logical_date=logical_date, run_conf=conf or {}, run_after=run_after)
 
 
 def task_states(dag_run: Any) -> dict[str, str]:
