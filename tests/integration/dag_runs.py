@@ -11,8 +11,12 @@ import yaml
 from tests.environment import ROOT, SESSION_DIR
 
 
-def write_pipeline(name: str, **overrides: Any) -> Path:
-    """A variant of the shipped churn pipeline under its own name (and registered model)."""
+def write_pipeline(name: str, directory: Path | None = None, **overrides: Any) -> Path:
+    """A variant of the shipped churn pipeline under its own name (and registered model).
+
+    Mappings given for a top-level key are merged into the shipped one; anything else
+    replaces it. Written to the session's CT_PIPELINES_DIR unless `directory` says.
+    """
     data = yaml.safe_load((ROOT / "include" / "pipelines" / "churn.yaml").read_text())
     data["name"] = name
     for key, value in overrides.items():
@@ -20,7 +24,7 @@ def write_pipeline(name: str, **overrides: Any) -> Path:
             data[key] = {**data[key], **value}
         else:
             data[key] = value
-    path = SESSION_DIR / "pipelines" / f"{name}.yaml"
+    path = (directory or SESSION_DIR / "pipelines") / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 

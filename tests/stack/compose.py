@@ -129,6 +129,7 @@ class Service:
     healthcheck: list[str]
     depends_on: dict[str, str]
     image: str | None = None
+    restart: str = "no"
 
 
 def services(variables: Mapping[str, str], path: Path = COMPOSE_FILE) -> dict[str, Service]:
@@ -146,6 +147,7 @@ def services(variables: Mapping[str, str], path: Path = COMPOSE_FILE) -> dict[st
             healthcheck=[health] if isinstance(health, str) else [str(x) for x in health],
             depends_on=_depends_on(spec.get("depends_on")),
             image=spec.get("image"),
+            restart=str(spec.get("restart", "no")),
         )
     return found
 

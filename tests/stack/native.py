@@ -21,17 +21,18 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.integration.dag_runs import write_pipeline
 from tests.stack import compose
 from tests.stack.compose import ROOT, NativeMap, Service
 
 BIN = Path(sys.executable).parent
 ARTIFACTS = ROOT / "test-artifacts" / "stack"
-POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 POSTGRES_PORT = 5432
 
@@ -56,6 +57,9 @@ NATIVE_ONLY_KEYS = {
     "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": "Redis keys of this run only",
     "HOSTNAME": "what Docker sets in each container: one name per process here",
     "PATH": "the venv's bin first: Airflow starts `airflow ...` subprocesses",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": (
+        "tests/faults only: a killed worker's task is failed in seconds, not Airflow's 5 minutes"
+    ),
 }
 # What the image has and the compose healthchecks and init scripts call.
 MACHINE_TOOLS = ("bash", "curl", "psql")
@@ -92,6 +96,10 @@ class Settings:
     ports: dict[str, int]
     variables: dict[str, str]
     worker_log_ports: list[int] = field(default_factory=list)
+    postgres_port: int = POSTGRES_PORT
+    # pipeline name -> top-level YAML keys replaced in the shipped churn pipeline
+    pipelines: dict[str, dict] = field(default_factory=dict)
+    heartbeat_timeout: int | None = None
 
     @classmethod
     def create(
@@ -99,6 +107,7 @@ class Settings:
         artifacts: Path = ARTIFACTS,
         redis_db: int | None = None,
         workdir: Path | None = None,
+        **options: object,
     ) -> Settings:
         run_id = secrets.token_hex(4)
         workdir = workdir or Path(tempfile.mkdtemp(prefix=f"ct-stack-{run_id}-"))
@@ -120,7 +129,13 @@ class Settings:
             "CT_GIT_SHA": "stack-test",
         }
         worker_log_ports = [free_port() for _ in range(WORKER_REPLICAS)]
-        return cls(run_id, workdir, artifacts, redis_db, ports, variables, worker_log_ports)
+        return cls(
+            run_id, workdir, artifacts, redis_db, ports, variables, worker_log_ports, **options
+        )
+
+    @property
+    def postgres_admin_url(self) -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.postgres_port}/postgres"
 
     @property
     def api_url(self) -> str:
@@ -146,7 +161,7 @@ class Settings:
     def native_map(self) -> NativeMap:
         return NativeMap(
             ports={
-                ("postgres", 5432): POSTGRES_PORT,
+                ("postgres", 5432): self.postgres_port,
                 ("redis", 6379): REDIS_PORT,
                 ("airflow-apiserver", 8080): self.ports["api"],
                 ("airflow-scheduler", 8974): self.ports["scheduler_health"],
@@ -179,6 +194,7 @@ class NativeService:
     healthcheck: list[str]
     depends_on: dict[str, str]
     hostname: str
+    restart: str = "no"
 
     @property
     def one_shot(self) -> bool:
@@ -232,6 +248,9 @@ def native_only_env(
     }
     if replica is not None:
         env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(settings.worker_log_ports[replica])
+    if settings.heartbeat_timeout is not None:
+        timeout = str(settings.heartbeat_timeout)
+        env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] = timeout
     return env
 
 
@@ -303,6 +322,7 @@ def _native_service(
         healthcheck=health,
         depends_on=service.depends_on,
         hostname=hostname,
+        restart=service.restart,
     )
 
 
@@ -340,6 +360,9 @@ class NativeStack:
         self.services = plan(settings)
         self.running: dict[str, Running] = {}
         self.databases_created: list[str] = []
+        self.restarts: list[str] = []  # instances started again by their restart policy
+        self._keeper_stop = threading.Event()
+        self._keeper: threading.Thread | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -367,10 +390,15 @@ class NativeStack:
         self._prepare_folders()
         self._create_databases()
         self._start_in_order()
+        self._keeper = threading.Thread(target=self._keep_restarting, daemon=True)
+        self._keeper.start()
 
     def down(self) -> None:
         """Stop every process group, keep the logs, drop the databases, delete the Redis keys."""
         errors = []
+        self._keeper_stop.set()
+        if self._keeper is not None:
+            self._keeper.join(timeout=10)
         steps = (self._stop_all, self._keep_airflow_logs, self._drop_databases, self._clean_redis)
         for step in steps:
             try:
@@ -390,13 +418,15 @@ class NativeStack:
         self.settings.airflow_home.mkdir(parents=True, exist_ok=True)
         for shipped in (ROOT / "include" / "pipelines").glob("*.yaml"):
             shutil.copy(shipped, self.settings.workdir / "pipelines" / shipped.name)
+        for name, overrides in self.settings.pipelines.items():
+            write_pipeline(name, self.settings.workdir / "pipelines", **overrides)
 
     def _create_databases(self) -> None:
         """What the postgres image does on a new volume: POSTGRES_DB, then its init script."""
         from sqlalchemy import create_engine, text
 
         variables = self.settings.variables
-        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        admin = create_engine(self.settings.postgres_admin_url, isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{variables["AIRFLOW_DB_NAME"]}"'))
@@ -408,7 +438,7 @@ class NativeStack:
             **clean_environ(),
             **postgres.environment,
             "PGHOST": "127.0.0.1",
-            "PGPORT": str(POSTGRES_PORT),
+            "PGPORT": str(self.settings.postgres_port),
         }
         self.databases_created.append(variables["MLFLOW_DB_NAME"])
         result = subprocess.run(
@@ -463,7 +493,7 @@ class NativeStack:
 
     def _start(self, spec: NativeService) -> None:
         log = self.settings.artifacts / f"{spec.name}.log"
-        with log.open("w") as out:
+        with log.open("a") as out:
             out.write(f"$ {' '.join(spec.argv)}\n")
             out.flush()
             process = subprocess.Popen(
@@ -519,6 +549,33 @@ class NativeStack:
                 start_new_session=True,
             )
 
+    # ---------------------------------------------------------------- faults and restarts
+
+    def kill(self, instance: str) -> None:
+        """SIGKILL an instance's whole process tree, as a lost host or the OOM killer would."""
+        running = self.running[instance]
+        tree = list(_descendants(running.process.pid))
+        _signal_group(running.process, signal.SIGKILL)
+        for process in tree:
+            with contextlib.suppress(Exception):
+                process.kill()
+        running.process.wait(timeout=10)
+
+    def _keep_restarting(self) -> None:
+        """Compose's `restart: always`: a service whose process exits is started again."""
+        while not self._keeper_stop.wait(1.0):
+            for name, running in list(self.running.items()):
+                code = running.process.poll()
+                if code is None or running.spec.one_shot or self._keeper_stop.is_set():
+                    continue
+                if running.spec.restart in ("always", "unless-stopped") or (
+                    running.spec.restart == "on-failure" and code != 0
+                ):
+                    with running.log.open("a") as out:
+                        out.write(f"\n----- exited with {code}; restart: {running.spec.restart}\n")
+                    self.restarts.append(name)
+                    self._start(running.spec)
+
     # ---------------------------------------------------------------- teardown
 
     def _stop_all(self) -> None:
@@ -554,7 +611,7 @@ class NativeStack:
 
         from tests.integration.postgres import drop_database
 
-        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        admin = create_engine(self.settings.postgres_admin_url, isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as conn:
                 for name in self.databases_created:

@@ -1,0 +1,111 @@
+"""One native stack (docker-compose.yaml's topology) on a PostgreSQL server of its own.
+
+The fault tests kill workers and restart the database, so they get a stack of their own:
+restarting the machine's PostgreSQL would cut every other user of it. The pipelines retry
+after 5 s instead of 5 minutes, and the scheduler fails a silent task after 20 s instead of
+5 minutes; training and scoring get enough rows to be caught in the middle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.faults.private_postgres import PrivatePostgres
+from tests.stack.airflow_api import AirflowApi
+from tests.stack.compose import ROOT
+from tests.stack.native import NativeStack, Settings
+from tests.stack.runs import trigger_then_unpause
+
+ARTIFACTS = ROOT / "test-artifacts" / "faults"
+RETRIES = {"count": 2, "delay_seconds": 5}
+HEARTBEAT_TIMEOUT = 20
+RUN_TIMEOUT = 600
+WEEKLY = "churn_weekly_retraining"
+BEFORE_DRIFT = "2026-03-01T02:00:00Z"
+PIPELINES: dict[str, dict[str, Any]] = {
+    "churn": {
+        "retries": RETRIES,
+        "source": {"rows_per_day": 2000},  # a fit of a few seconds: long enough to be killed in
+        "inference": {"source": {"rows_per_day": 200_000}, "batch_size": 2000},
+    },
+    # a second pipeline beside the first: other data, its own registered model and folders
+    "churn_b": {"retries": RETRIES, "source": {"seed": 99}},
+}
+
+_RUNNING: list[NativeStack] = []
+
+
+@pytest.fixture(scope="package")
+def postgres() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="package")
+def stack(postgres: PrivatePostgres) -> Iterator[NativeStack]:
+    settings = Settings.create(
+        artifacts=ARTIFACTS,
+        postgres_port=postgres.port,
+        heartbeat_timeout=HEARTBEAT_TIMEOUT,
+        pipelines=PIPELINES,
+    )
+    with NativeStack(settings) as running:
+        _RUNNING.append(running)
+        try:
+            yield running
+        finally:
+            _RUNNING.remove(running)
+
+
+@pytest.fixture(scope="package")
+def api(stack: NativeStack) -> Iterator[AirflowApi]:
+    variables = stack.settings.variables
+    client = AirflowApi(
+        stack.settings.api_url,
+        variables["AIRFLOW_ADMIN_USERNAME"],
+        variables["AIRFLOW_ADMIN_PASSWORD"],
+    )
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="package")
+def mlflow(stack: NativeStack) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(stack.settings.mlflow_url)
+
+
+@pytest.fixture(scope="package")
+def champion_v1(api: AirflowApi, mlflow: Any) -> dict[str, Any]:
+    """The weekly retraining before the drift, undisturbed: version 1 of churn."""
+    run_id = trigger_then_unpause(api, WEEKLY, BEFORE_DRIFT)
+    run = api.wait_for_run(WEEKLY, run_id, RUN_TIMEOUT)
+    assert run["state"] == "success", api.task_instances(WEEKLY, run_id)
+    version = mlflow.get_model_version_by_alias("churn", "champion")
+    assert version.version in (1, "1")
+    return {"run_id": run_id, "version": version}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    """A failing fault test shows the tail of every process's log (all in test-artifacts/)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _RUNNING and "stack" in getattr(item, "fixturenames", ()):
+        running = _RUNNING[-1]
+        report.sections.append(
+            (
+                f"native stack logs (tails; all in {running.settings.artifacts})",
+                running.log_tails(health=False),
+            )
+        )
