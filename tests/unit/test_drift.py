@@ -13,6 +13,7 @@ from continuous_training import drift, registry
 from continuous_training.config import PipelineConfig
 from continuous_training.inference import PREDICTION
 from continuous_training.sources import SyntheticSource, Window
+from tests.unit.fake_registry import FakeRegistryClient
 
 ONSET = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -137,38 +138,10 @@ def test_debounce_ignores_a_retrain_that_never_decided() -> None:
 # --------------------------------------------------------------------------- rollback rules
 
 
-class Registry:
-    """The registry calls `registry.rollback` makes, over plain dicts: error paths only."""
-
-    def __init__(self, champion: str, tags: dict[str, dict[str, str]]) -> None:
-        self.champion = champion
-        self.tags = tags
-
-    def get_model_version_by_alias(self, name: str, alias: str) -> Any:
-        from types import SimpleNamespace
-
-        return SimpleNamespace(version=self.champion)
-
-    def get_model_version(self, name: str, version: str) -> Any:
-        from types import SimpleNamespace
-
-        from mlflow.exceptions import MlflowException
-
-        if version not in self.tags:
-            raise MlflowException("no such version", error_code="RESOURCE_DOES_NOT_EXIST")
-        return SimpleNamespace(version=version, tags=self.tags[version])
-
-    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
-        self.tags[version][key] = value
-
-    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
-        self.champion = version
-
-
-def history() -> Registry:
-    return Registry(
+def history() -> FakeRegistryClient:
+    return FakeRegistryClient(
         "3",
-        {
+        tags={
             "1": {"ct.decision": "promoted", "ct.replaced_version": "none"},
             "2": {"ct.decision": "rejected"},
             "3": {"ct.decision": "promoted", "ct.replaced_version": "1"},
@@ -181,13 +154,13 @@ def test_rollback_defaults_to_the_replaced_version_and_records_both_sides() -> N
     reg = history()
     outcome = registry.rollback(reg, "churn", None, "bad release", "manual__r")
     assert outcome == {"model_name": "churn", "champion": "1", "replaced_version": "3"}
-    assert reg.champion == "1"
+    assert reg.aliases[registry.CHAMPION] == "1"
     assert reg.tags["1"]["ct.rollback.decision_reason"] == "bad release"
     assert reg.tags["1"]["ct.rollback.trigger"] == "manual"
     assert reg.tags["3"]["ct.rollback.demoted_by_run"] == "manual__r"
     # a retry of the same run is done already; it must not roll forward again
     assert registry.rollback(reg, "churn", None, "bad release", "manual__r")["champion"] == "1"
-    assert reg.champion == "1"
+    assert reg.aliases[registry.CHAMPION] == "1"
 
 
 @pytest.mark.parametrize(
@@ -203,7 +176,7 @@ def test_rollback_refuses(to_version: str, message: str) -> None:
     reg = history()
     with pytest.raises(registry.RegistryError, match=message):
         registry.rollback(reg, "churn", to_version, "why not", "manual__r")
-    assert reg.champion == "3"
+    assert reg.aliases[registry.CHAMPION] == "3"
 
 
 def test_rollback_needs_a_reason() -> None:

@@ -15,10 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
-from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
     INVALID_PARAMETER_VALUE,
-    RESOURCE_ALREADY_EXISTS,
     RESOURCE_DOES_NOT_EXIST,
 )
 
@@ -35,6 +33,7 @@ from continuous_training.training import (
     predict_scores,
     time_split,
 )
+from tests.unit.fake_registry import FakeRegistryClient
 
 WINDOW_END = datetime(2026, 3, 8, tzinfo=UTC)  # churn: holdout_days 7 -> holdout from Mar 1
 HOLDOUT_START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -553,47 +552,6 @@ def test_https_connection_uri_keeps_https(no_mlflow_env: pytest.MonkeyPatch) -> 
 
 
 # --------------------------------------------------------------------------- apply_decision
-
-
-class FakeRegistryClient:
-    """The MlflowClient calls apply_decision makes, over in-memory alias and model tables."""
-
-    def __init__(self, champion: str | None = None, *, thief: str | None = None) -> None:
-        self.aliases: dict[str, str] = {} if champion is None else {registry.CHAMPION: champion}
-        self.tags: dict[str, dict[str, str]] = {}
-        self.alias_writes: list[tuple[str, str, str]] = []
-        self.thief = thief  # a concurrent run that moves champion right after our write
-        self.missing_error = RESOURCE_DOES_NOT_EXIST
-        self.models: dict[str, dict[str, str]] = {}  # registered models: the champion lock
-
-    def create_registered_model(self, name: str, tags: dict[str, str], description: str) -> None:
-        if name in self.models:
-            raise MlflowException(f"{name} exists", error_code=RESOURCE_ALREADY_EXISTS)
-        self.models[name] = dict(tags)
-
-    def get_registered_model(self, name: str) -> Any:
-        if name not in self.models:
-            raise MlflowException(f"{name} not found", error_code=RESOURCE_DOES_NOT_EXIST)
-        return SimpleNamespace(tags=self.models[name])
-
-    def delete_registered_model(self, name: str) -> None:
-        if self.models.pop(name, None) is None:
-            raise MlflowException(f"{name} not found", error_code=RESOURCE_DOES_NOT_EXIST)
-
-    def get_model_version_by_alias(self, name: str, alias: str) -> Any:
-        if alias not in self.aliases:
-            raise MlflowException(
-                f"alias {alias} of {name} not found", error_code=self.missing_error
-            )
-        return SimpleNamespace(version=int(self.aliases[alias]))  # MLflow may hand back ints
-
-    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
-        assert isinstance(value, str)
-        self.tags.setdefault(version, {})[key] = value
-
-    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
-        self.alias_writes.append((name, alias, version))
-        self.aliases[alias] = self.thief or version
 
 
 def _promotion(replaced: str | None = "3") -> Decision:
