@@ -12,7 +12,7 @@ export PATH := $(VENV)/bin:$(PATH)
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help install chromium run demo test test-unit stack-test lint format bench clean
+.PHONY: help install chromium run demo test test-unit stack-test fault-test lint format bench clean
 
 help:
 	@echo "make install   create .venv and install the pinned environment"
@@ -20,6 +20,7 @@ help:
 	@echo "make demo      weekly retrain, batch inference, drift, drift retrain, headless; decisions printed"
 	@echo "make test      lint + every test (unit, DAG integrity, end to end, native stack, browser)"
 	@echo "make stack-test  the native docker-compose stack and browser tests only (tests/stack)"
+	@echo "make fault-test  killed workers, stopped MLflow, restarted PostgreSQL, concurrent retrains"
 	@echo "make lint      ruff check and format check"
 	@echo "make bench     benchmarks, printed as ratios against a baseline run in the same process"
 
@@ -59,6 +60,9 @@ test: install chromium lint
 
 stack-test: install chromium
 	$(PY) -m pytest tests/stack
+
+fault-test: install
+	$(PY) -m pytest tests/faults tests/integration/test_mlflow_outage.py tests/integration/test_promotion_safety.py
 
 bench: install
 	$(PY) bench/run.py

@@ -8,6 +8,7 @@ after 5 s instead of 5 minutes, and the scheduler fails a silent task after 20 s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from tests.stack.airflow_api import AirflowApi
 from tests.stack.compose import ROOT
 from tests.stack.native import NativeStack, Settings
 from tests.stack.runs import trigger_then_unpause
+from tests.stack.sessions import add_log_tails, api_of, started
 
 ARTIFACTS = ROOT / "test-artifacts" / "faults"
 RETRIES = {"count": 2, "delay_seconds": 5}
@@ -56,26 +58,14 @@ def stack(postgres: PrivatePostgres) -> Iterator[NativeStack]:
         heartbeat_timeout=HEARTBEAT_TIMEOUT,
         pipelines=PIPELINES,
     )
-    with NativeStack(settings) as running:
-        _RUNNING.append(running)
-        try:
-            yield running
-        finally:
-            _RUNNING.remove(running)
+    with started(settings, _RUNNING) as running:
+        yield running
 
 
 @pytest.fixture(scope="package")
 def api(stack: NativeStack) -> Iterator[AirflowApi]:
-    variables = stack.settings.variables
-    client = AirflowApi(
-        stack.settings.api_url,
-        variables["AIRFLOW_ADMIN_USERNAME"],
-        variables["AIRFLOW_ADMIN_PASSWORD"],
-    )
-    try:
+    with contextlib.closing(api_of(stack)) as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture(scope="package")
@@ -98,14 +88,5 @@ def champion_v1(api: AirflowApi, mlflow: Any) -> dict[str, Any]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
-    """A failing fault test shows the tail of every process's log (all in test-artifacts/)."""
     outcome = yield
-    report = outcome.get_result()
-    if report.failed and _RUNNING and "stack" in getattr(item, "fixturenames", ()):
-        running = _RUNNING[-1]
-        report.sections.append(
-            (
-                f"native stack logs (tails; all in {running.settings.artifacts})",
-                running.log_tails(health=False),
-            )
-        )
+    add_log_tails(item, outcome.get_result(), _RUNNING)

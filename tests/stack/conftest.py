@@ -8,6 +8,7 @@ result, where every task ran). Each fixture still works when a module runs on it
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ from tests.stack.runs import (
     WEEKLY_DATE,
     trigger_then_unpause,
 )
+from tests.stack.sessions import add_log_tails, api_of, started
 
 _RUNNING: list[NativeStack] = []
 
@@ -31,27 +33,14 @@ _RUNNING: list[NativeStack] = []
 @pytest.fixture(scope="package")
 def stack() -> Iterator[NativeStack]:
     """Up once for the folder; down (processes, databases, Redis keys) even when tests fail."""
-    with NativeStack(Settings.create()) as running:
-        _RUNNING.append(running)
-        try:
-            yield running
-        finally:
-            _RUNNING.remove(running)
+    with started(Settings.create(), _RUNNING) as running:
+        yield running
 
 
 @pytest.fixture(scope="package")
 def api(stack: NativeStack) -> Iterator[AirflowApi]:
-    """The REST API, logged in with the user and password the stack was configured with."""
-    variables = stack.settings.variables
-    client = AirflowApi(
-        stack.settings.api_url,
-        variables["AIRFLOW_ADMIN_USERNAME"],
-        variables["AIRFLOW_ADMIN_PASSWORD"],
-    )
-    try:
+    with contextlib.closing(api_of(stack)) as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture(scope="package")
@@ -71,14 +60,5 @@ def batch_run_id(api: AirflowApi, weekly_run: dict[str, Any]) -> str:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
-    """A failing stack test shows the tail of every process's log (full logs: test-artifacts/)."""
     outcome = yield
-    report = outcome.get_result()
-    if report.failed and _RUNNING and "stack" in getattr(item, "fixturenames", ()):
-        running = _RUNNING[-1]
-        report.sections.append(
-            (
-                f"native stack logs (tails; all in {running.settings.artifacts})",
-                running.log_tails(health=False),
-            )
-        )
+    add_log_tails(item, outcome.get_result(), _RUNNING)
