@@ -94,20 +94,24 @@ def test_weekly_and_drift_retraining_at_once_promote_once(
     assert mlflow.search_registered_models("name = 'churn.champion-lock'") == []
 
 
-def test_two_pipelines_side_by_side_keep_to_their_own(stack: NativeStack, mlflow: Any) -> None:
-    b_versions = versions_of(mlflow, "churn_b")
-    assert b_versions and all(
-        v.tags["ct.airflow_run_id"].startswith("manual__") for v in b_versions
-    )
-    b_runs = {v.tags["ct.airflow_run_id"] for v in b_versions}
-    churn_runs = {v.tags["ct.airflow_run_id"] for v in versions_of(mlflow, "churn")}
-    assert not b_runs & churn_runs
-    for model, runs in (("churn", churn_runs), ("churn_b", b_runs)):
+def test_two_pipelines_side_by_side_keep_to_their_own(
+    stack: NativeStack, api: AirflowApi, mlflow: Any
+) -> None:
+    dag_runs = {
+        model: {run["dag_run_id"] for dag_id in dag_ids for run in api.runs(dag_id)}
+        for model, dag_ids in (("churn", (WEEKLY, DRIFT)), ("churn_b", (WEEKLY_B,)))
+    }
+    for model, own_runs in dag_runs.items():
+        versions = versions_of(mlflow, model)
+        assert versions, model
+        # every version of the model was registered by a run of its own pipeline's DAGs
+        assert {v.tags["ct.airflow_run_id"] for v in versions} <= own_runs, model
         experiment = mlflow.get_experiment_by_name(f"ct/{model}")
-        for version in versions_of(mlflow, model):
+        for version in versions:
             assert mlflow.get_run(version.run_id).info.experiment_id == experiment.experiment_id
-        assert all(run_folder(stack, model, run_id).is_dir() for run_id in runs)
-    assert not any(run_folder(stack, "churn", run_id).exists() for run_id in b_runs)
+            assert run_folder(stack, model, version.tags["ct.airflow_run_id"]).is_dir()
+    other_folders = {p.name for p in (stack.settings.data_root / "churn" / "runs").iterdir()}
+    assert not {run_folder(stack, "churn_b", r).name for r in dag_runs["churn_b"]} & other_folders
     assert (
         mlflow.get_model_version_by_alias("churn_b", "champion").tags["ct.decision"] == "promoted"
     )
