@@ -253,7 +253,7 @@ def _implicit_expectations(pipeline: PipelineConfig) -> list[Expectation]:
       feature and train without it. Columns with `not_null` are already covered.
     - Numeric features (and a regression target) must be finite: GX treats inf as a value,
       so a range check without a max lets +inf through, and the scaler then turns the
-      whole column into NaN.
+      whole column into NaN. A column whose YAML sets both `min` and `max` needs no more.
     """
     import great_expectations.expectations as gxe
 
@@ -268,6 +268,7 @@ def _implicit_expectations(pipeline: PipelineConfig) -> list[Expectation]:
     numeric = list(pipeline.features.numeric)
     if pipeline.task == "regression":
         numeric.append(pipeline.target)
+    bounded = {c for c, r in rules.items() if r.min is not None and r.max is not None}
     out.extend(
         gxe.ExpectColumnValuesToBeBetween(
             column=column,
@@ -276,6 +277,7 @@ def _implicit_expectations(pipeline: PipelineConfig) -> list[Expectation]:
             meta={"ct_check": "finite"},
         )
         for column in numeric
+        if column not in bounded
     )
     return out
 
