@@ -7,7 +7,8 @@ can fix a pipeline without reading this module.
 from __future__ import annotations
 
 import os
-from datetime import date
+import re
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,12 @@ LOWER_IS_BETTER = {"log_loss", "brier", "rmse", "mae"}
 CLASSIFICATION_METRICS = {"roc_auc", "average_precision", "accuracy", "f1", "log_loss", "brier"}
 REGRESSION_METRICS = {"rmse", "mae", "r2"}
 BUILTIN_SOURCES = {"synthetic", "file", "sql"}
+WINDOW_BINDS = ("window_start", "window_end")
+# SQLAlchemy's own pattern for `:name` binds in text(), so that the config sees the binds
+# exactly as the driver will (a `::cast` is not a bind).
+_SQL_BIND = re.compile(r"(?<![:\w\x5c]):(\w+)(?![:\w])")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SQL_PARAM_TYPES = (str, int, float, bool, date, datetime, type(None))
 
 
 class ConfigError(ValueError):
@@ -49,6 +56,21 @@ class SourceConfig(_Strict):
     # sql
     conn_id: str | None = None
     query: str | None = None
+    # values bound as `:name` in `query` (never formatted into its text)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("params")
+    @classmethod
+    def _scalar_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        # One value per bind: a list would need an expanding bind the query cannot show.
+        for name, value in params.items():
+            if not isinstance(value, SQL_PARAM_TYPES):
+                raise ValueError(
+                    f"source.params.{name}: a string, number, boolean, date or null, "
+                    f"not {type(value).__name__}"
+                )
+        return params
+
     # free-form options for a user-supplied source class
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -62,16 +84,53 @@ class SourceConfig(_Strict):
             )
         if self.kind == "file" and not self.path:
             raise ValueError("source.kind 'file' needs source.path")
+        if self.params and self.kind != "sql":
+            raise ValueError(
+                "source.params is for kind 'sql' (bound query parameters); "
+                "a source class of your own reads source.options"
+            )
         if self.kind == "sql":
             if not self.conn_id or not self.query:
                 raise ValueError("source.kind 'sql' needs source.conn_id and source.query")
-            for name in (":window_start", ":window_end"):
-                if name not in self.query:
-                    raise ValueError(
-                        f"source.query must bind the window as {name} (bound parameters, "
-                        "never string formatting)"
-                    )
+            _check_sql_binds(self.query, self.params)
         return self
+
+
+def _check_sql_binds(query: str, params: dict[str, Any]) -> None:
+    """Every value reaches the query as a bound parameter, and every bind has a value.
+
+    The window is bound as `:window_start`/`:window_end` and each `source.params` key as
+    `:key`. A key written into the query as `{key}` or `%(key)s` is refused: this project
+    never formats values into SQL text, so such a placeholder would be a user expecting
+    interpolation that does not (and must not) happen.
+    """
+    binds = set(_SQL_BIND.findall(query))
+    for name in WINDOW_BINDS:
+        if name not in binds:
+            raise ValueError(
+                f"source.query must bind the window as :{name} (bound parameters, "
+                "never string formatting)"
+            )
+    for name in params:
+        if not _IDENTIFIER.match(name) or name in WINDOW_BINDS:
+            raise ValueError(
+                f"source.params.{name}: not a usable bind name (letters, digits and '_', "
+                f"not {' or '.join(WINDOW_BINDS)})"
+            )
+        for formatted in (f"{{{name}}}", f"%({name})s"):
+            if formatted in query:
+                raise ValueError(
+                    f"source.query formats source.params.{name} as {formatted}: "
+                    f"bind it as :{name} instead (values are never formatted into SQL)"
+                )
+        if name not in binds:
+            raise ValueError(f"source.params.{name} is not bound in source.query as :{name}")
+    unbound = sorted(binds - set(WINDOW_BINDS) - set(params))
+    if unbound:
+        raise ValueError(
+            f"source.query binds {', '.join(':' + n for n in unbound)} but source.params "
+            "gives no value for it"
+        )
 
 
 class FeaturesConfig(_Strict):

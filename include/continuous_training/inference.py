@@ -494,7 +494,10 @@ def read_sample(parts: list[dict[str, Any]], k: int) -> pd.DataFrame:
     """The uniform sample of every part's scored rows: the `k` smallest keys of the union."""
     import pandas as pd
 
-    frames = [storage.read_parquet(p["sample_uri"]) for p in parts]
+    frames = [
+        storage.read_parquet(storage.require_in_data_root(p["sample_uri"], "drift sample"))
+        for p in parts
+    ]
     merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if merged.empty:
         return merged

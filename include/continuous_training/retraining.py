@@ -55,6 +55,7 @@ class RunOptions:
 
 def _load_holdout(candidate: dict[str, Any]) -> pd.DataFrame:
     holdout = candidate["holdout"]
+    storage.require_in_data_root(holdout["uri"], "holdout")
     actual = storage.sha256_of(holdout["uri"])
     if actual != holdout["sha256"]:
         raise EvaluationInputError(

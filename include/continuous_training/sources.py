@@ -30,11 +30,15 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from continuous_training.config import PipelineConfig
+    from continuous_training.config import PipelineConfig, SourceConfig
 
 
 class SourceError(ValueError):
     """Data could not be fetched; the message names the config key, path or column."""
+
+
+class EmptyWindowError(SourceError):
+    """The source returned no rows for a window that needs data (a retrain's window)."""
 
 
 # --------------------------------------------------------------------------- window
@@ -172,6 +176,28 @@ def fetch_window(source: DataSource, pipeline: PipelineConfig, window: Window) -
     df = df.assign(**{pipeline.time_column: times})[inside.to_numpy()]
     keys = [pipeline.time_column, *(c for c in pipeline.id_columns if c in df.columns)]
     return df.sort_values(keys, kind="mergesort").reset_index(drop=True)
+
+
+def require_rows(df: pd.DataFrame, pipeline: PipelineConfig, window: Window) -> pd.DataFrame:
+    """`df` if it has rows; else EmptyWindowError naming the window and the source.
+
+    A retrain cannot learn from nothing, and an empty window usually means the source
+    points at the wrong place or the data has not landed: say which, before any work.
+    """
+    if len(df) == 0:
+        where = f"{pipeline.source_file}: " if pipeline.source_file else ""
+        raise EmptyWindowError(
+            f"{where}no rows in the window {window} from {describe(pipeline.source)} "
+            f"(time_column {pipeline.time_column!r}): nothing to validate or train on"
+        )
+    return df
+
+
+def describe(source: SourceConfig) -> str:
+    """The source as the YAML names it, e.g. `source.kind 'file' (source.path '/d/*.parquet')`."""
+    detail = {"file": ("path", source.path), "sql": ("conn_id", source.conn_id)}.get(source.kind)
+    text = f"source.kind {source.kind!r}"
+    return f"{text} (source.{detail[0]} {detail[1]!r})" if detail else text
 
 
 def _utc_times(df: pd.DataFrame, column: str, origin: str) -> pd.Series:
@@ -481,7 +507,9 @@ class SqlSource(DataSource):
     """Runs `source.query` against `connection_uri` (a SQLAlchemy URL).
 
     The window is passed as the bound parameters `:window_start` and `:window_end`
-    (timezone-aware UTC datetimes), never formatted into the SQL text. Store times as
+    (timezone-aware UTC datetimes), and each `source.params` key as `:key`: values go to
+    the driver as parameters, never formatted into the SQL text, so a value such as
+    `x'; DROP TABLE events; --` is compared as the literal string it is. Store times as
     `timestamptz` (or naive UTC with the session time zone set to UTC). The Airflow
     operator resolves `source.conn_id` to the URL; the core never imports Airflow.
     """
@@ -496,7 +524,7 @@ class SqlSource(DataSource):
             raise SourceError(
                 f"source.conn_id {cfg.conn_id!r}: no connection URI was given to the sql source"
             )
-        params = {"window_start": window.start, "window_end": window.end}
+        params = {**cfg.params, "window_start": window.start, "window_end": window.end}
         try:
             engine = create_engine(self.connection_uri)
         except (SQLAlchemyError, ImportError, ValueError) as exc:

@@ -7,9 +7,13 @@ reader never sees a half-written file and a re-run replaces instead of
 duplicating; every data file is hashed (sha256 of the exact bytes written)
 because the hash, not the path, is what decisions are recorded against.
 
-Path building is pure string work and imports nothing heavy, so it is safe to use
-at DAG-parse time; pyarrow, pandas and fsspec are imported inside the functions
-that need them.
+Path building imports nothing heavy, so it is safe to use at DAG-parse time (it
+only resolves local paths to catch symlinks leading out of the data root); pyarrow,
+pandas and fsspec are imported inside the functions that need them.
+
+Every path the project builds under the data root goes through `join`, and every path
+a task is handed by another (XCom) through `require_in_data_root`: both refuse a path
+that resolves outside the root (`..`, an absolute path, a symlink out), naming both.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import re
 import uuid
 from collections.abc import Iterator
@@ -63,7 +68,8 @@ def join(root: str, *parts: str) -> str:
     A part may hold several `/`-separated segments; each segment is passed through
     `safe_token`. Absolute parts, parts containing `..` and empty or `.` segments raise
     `StorageError` naming the part: these paths are built from config values and run ids,
-    and a mistake there must not write outside the data root.
+    and a mistake there must not write outside the data root. The joined path must also
+    resolve under `root` (see `require_inside`).
     """
     if not root:
         raise StorageError("storage root is empty")
@@ -73,10 +79,42 @@ def join(root: str, *parts: str) -> str:
     if not segments:
         return root
     base = root if root.endswith("/") else root + "/"
-    result = base + "/".join(segments)
-    if not result.startswith(base):  # defence in depth; segments cannot contain '/'
-        raise StorageError(f"path {result!r} escapes the storage root {root!r}")
-    return result
+    # Segments cannot hold '/' or '..', but a symlink on the way can still lead out.
+    return require_inside(base + "/".join(segments), root)
+
+
+def require_inside(uri: str, root: str, what: str = "path") -> str:
+    """`uri` itself if, with `..` and symlinks resolved, it lies under `root`; else StorageError.
+
+    Local paths are resolved on disk (`os.path.realpath`, so a symlink pointing out of the
+    root is caught); object-store URLs have no symlinks, only `..` to fold. The error names
+    `what`, the path, where it resolves to and the root.
+    """
+    resolved, base = _resolved(uri), _resolved(root)
+    prefix = base if base.endswith("/") else base + "/"
+    if resolved != base and not resolved.startswith(prefix):
+        raise StorageError(
+            f"{what} {uri!r} resolves to {resolved!r}, which is not under {root!r}: "
+            "refused, paths must stay inside the data root (CT_DATA_ROOT)"
+        )
+    return uri
+
+
+def require_in_data_root(uri: str, what: str = "path") -> str:
+    """`require_inside(uri, data_root())`: for paths handed over by another task (XCom)."""
+    return require_inside(str(uri), data_root(), what)
+
+
+def _resolved(uri: str) -> str:
+    """`uri` with `.`/`..` folded and, for local paths, symlinks followed."""
+    local = uri.removeprefix("file://")
+    if not _is_url(local):
+        return os.path.realpath(os.path.expanduser(local))
+    scheme, _, rest = local.partition("://")
+    # Rooted, so '..' cannot climb above the bucket; the trailing '/' of a bare
+    # `memory://` root is kept by leaving an empty path empty.
+    path = posixpath.normpath("/" + rest).lstrip("/") if rest else ""
+    return f"{scheme}://{path}"
 
 
 def _checked_segments(part: str) -> list[str]:

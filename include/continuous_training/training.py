@@ -55,31 +55,79 @@ def time_split(df: pd.DataFrame, pipeline: PipelineConfig, window_end: datetime)
     """The most recent `holdout_days` before `window_end` are the holdout; nothing is shuffled.
 
     A random split would leak the future into training and flatter every candidate.
+    Raises TrainingError with every `split_problems` found.
     """
+    split = split_frame(df, pipeline, window_end)
+    problems = split_problems(split, pipeline, window_end)
+    if problems:
+        details = "; ".join(problem.detail for problem in problems)
+        raise TrainingError(f"pipeline {pipeline.name!r}: {details}")
+    return split
+
+
+def split_frame(df: pd.DataFrame, pipeline: PipelineConfig, window_end: datetime) -> Split:
+    """The time-based split of `time_split`, unchecked."""
     holdout_start = window_end - timedelta(days=pipeline.windows.holdout_days)
     times = df[pipeline.time_column]
     train = df[times < holdout_start].reset_index(drop=True)
     holdout = df[times >= holdout_start].reset_index(drop=True)
-    for name, part in (("training", train), ("holdout", holdout)):
-        if part.empty:
-            raise TrainingError(
-                f"pipeline {pipeline.name!r}: the {name} part of the window ending "
-                f"{window_end:%Y-%m-%d} "
-                f"is empty (holdout starts {holdout_start:%Y-%m-%d}; windows.holdout_days="
-                f"{pipeline.windows.holdout_days})"
-            )
-    if pipeline.task == "classification":
-        for name, part in (("training", train), ("holdout", holdout)):
-            classes = part[pipeline.target].nunique()
-            if classes < 2:
-                raise TrainingError(
-                    f"pipeline {pipeline.name!r}: the {name} data has a single class in target "
-                    f"{pipeline.target!r}; a classifier cannot be trained or evaluated"
-                )
     return Split(train=train, holdout=holdout, holdout_start=holdout_start)
 
 
-def import_estimator(path: str, params: dict[str, Any]) -> Any:
+@dataclass(frozen=True)
+class SplitProblem:
+    """Why a split cannot train or judge a candidate; `column` is None for an empty part."""
+
+    column: str | None
+    detail: str
+
+
+def split_problems(
+    split: Split, pipeline: PipelineConfig, window_end: datetime
+) -> list[SplitProblem]:
+    """Empty parts, and for classification a part whose target holds a single class.
+
+    Checked before anything is fitted (and by the validation step, before training starts):
+    a classifier cannot learn from one class, and ROC AUC on a one-class holdout is undefined.
+    """
+    start, end = f"{split.holdout_start:%Y-%m-%d}", f"{window_end:%Y-%m-%d}"
+    parts = {
+        "training": (split.train, f"(before {start})"),
+        "holdout": (
+            split.holdout,
+            f"({start} to {end}, windows.holdout_days={pipeline.windows.holdout_days})",
+        ),
+    }
+    problems = []
+    for name, (part, span) in parts.items():
+        if part.empty:
+            problems.append(
+                SplitProblem(None, f"the {name} part {span} of the window ending {end} is empty")
+            )
+        elif pipeline.task == "classification":
+            classes = part[pipeline.target].dropna().unique()
+            if len(classes) < 2:
+                problems.append(
+                    SplitProblem(
+                        pipeline.target,
+                        f"the {name} part {span} has a single class in target "
+                        f"{pipeline.target!r}: {_class_list(classes)}; a classifier needs two",
+                    )
+                )
+    return problems
+
+
+def _class_list(classes: Any) -> str:
+    # No class at all means the target is null throughout.
+    return ", ".join(repr(c.item() if hasattr(c, "item") else c) for c in classes) or "only nulls"
+
+
+def import_estimator(path: str, params: dict[str, Any], task: str | None = None) -> Any:
+    """The estimator `path(**params)`, checked as far as it can be without data.
+
+    With `task`, it must also be able to serve that task: a classifier is scored with
+    `predict_proba`, so one without it (e.g. a regressor) is refused here, not after fitting.
+    """
     module_name, _, class_name = path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
@@ -93,7 +141,28 @@ def import_estimator(path: str, params: dict[str, Any]) -> Any:
             estimator._validate_params()
     except (TypeError, ValueError) as exc:
         raise TrainingError(f"model.params: {path} rejected the params {params}: {exc}") from None
+    needed = ["fit", "predict_proba" if task == "classification" else "predict"]
+    missing = [name for name in needed if not callable(getattr(estimator, name, None))]
+    if missing:
+        methods = " or ".join(f"{name}()" for name in missing)
+        raise TrainingError(
+            f"model.estimator: {path!r} has no {methods}: it cannot be a {task or 'model'} "
+            "estimator"
+        )
     return estimator
+
+
+def check_model(pipeline: PipelineConfig) -> None:
+    """Import and construct the configured estimator; TrainingError names the file and key.
+
+    Run by the first task of a retrain, so a typo in `model.estimator` or `model.params`
+    fails in seconds instead of after fetching and validating the data.
+    """
+    try:
+        import_estimator(pipeline.model.estimator, pipeline.model.params, pipeline.task)
+    except TrainingError as exc:
+        where = f"{pipeline.source_file}: " if pipeline.source_file else ""
+        raise TrainingError(f"{where}{exc}") from None
 
 
 def _seeded(cls: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +196,7 @@ def build_model(pipeline: PipelineConfig) -> Pipeline:
         )
         transformers.append(("categorical", categorical, pipeline.features.categorical))
     preprocess = ColumnTransformer(transformers, remainder="drop")
-    estimator = import_estimator(pipeline.model.estimator, pipeline.model.params)
+    estimator = import_estimator(pipeline.model.estimator, pipeline.model.params, pipeline.task)
     return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
 
 
@@ -259,7 +328,8 @@ def train_candidate(
     import mlflow
 
     client = registry.make_client(tracking_uri)
-    split = time_split(storage.read_parquet(snapshot["uri"]), pipeline, run.window_end)
+    frame = storage.read_parquet(storage.require_in_data_root(snapshot["uri"], "snapshot"))
+    split = time_split(frame, pipeline, run.window_end)
     splits = _write_splits(pipeline, split, run, snapshot)
     earlier = _registered_by_run(client, pipeline, run)
     if earlier is not None:

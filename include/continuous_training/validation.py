@@ -14,11 +14,14 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import pandas as pd
     from great_expectations.core import ExpectationSuite
     from great_expectations.expectations import Expectation
@@ -54,6 +57,12 @@ DATETIME_DTYPES = [
     *(f"datetime64[{unit}, UTC]" for unit in ("ns", "us", "ms", "s")),
 ]
 CLASSIFICATION_TARGET_DTYPES = [*_INT_DTYPES, "bool", "boolean"]
+
+# The largest finite float on either side: a range check with these bounds fails exactly the
+# values that are +inf or -inf (GX skips nulls, and NaN is null), which GX has no check for.
+FINITE_BOUND = sys.float_info.max
+# The report's name for the checks of the time split (not a GX expectation).
+SPLIT_CHECK = "ct_time_split_is_trainable"
 
 _DTYPE_KINDS = {
     "numeric": "numeric (int/float)",
@@ -170,7 +179,11 @@ def build_suite(pipeline: PipelineConfig) -> ExpectationSuite:
     _import_gx()
     from great_expectations.core import ExpectationSuite
 
-    expectations = [*_table_expectations(pipeline), *_column_expectations(pipeline)]
+    expectations = [
+        *_table_expectations(pipeline),
+        *_column_expectations(pipeline),
+        *_implicit_expectations(pipeline),
+    ]
     # Passing the expectations to the constructor works without a Data Context;
     # suite.add_expectation() would demand one.
     return ExpectationSuite(name=f"{pipeline.name}_data", expectations=expectations)
@@ -233,11 +246,54 @@ def _column_expectations(pipeline: PipelineConfig) -> list[Expectation]:
     return out
 
 
+def _implicit_expectations(pipeline: PipelineConfig) -> list[Expectation]:
+    """Checks every pipeline needs whatever its YAML says.
+
+    - No column may be null throughout: the imputers would silently drop an all-null
+      feature and train without it. Columns with `not_null` are already covered.
+    - Numeric features (and a regression target) must be finite: GX treats inf as a value,
+      so a range check without a max lets +inf through, and the scaler then turns the
+      whole column into NaN. A column whose YAML sets both `min` and `max` needs no more.
+    """
+    import great_expectations.expectations as gxe
+
+    rules = pipeline.expectations.columns
+    out: list[Expectation] = [
+        gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(
+            column=column, min_value=0.0, strict_min=True
+        )
+        for column in pipeline.columns
+        if not (column in rules and rules[column].not_null)
+    ]
+    numeric = list(pipeline.features.numeric)
+    if pipeline.task == "regression":
+        numeric.append(pipeline.target)
+    bounded = {c for c, r in rules.items() if r.min is not None and r.max is not None}
+    out.extend(
+        gxe.ExpectColumnValuesToBeBetween(
+            column=column,
+            min_value=-FINITE_BOUND,
+            max_value=FINITE_BOUND,
+            meta={"ct_check": "finite"},
+        )
+        for column in numeric
+        if column not in bounded
+    )
+    return out
+
+
 # --------------------------------------------------------------------------- validation
 
 
-def validate(df: pd.DataFrame, pipeline: PipelineConfig) -> ValidationReport:
-    """Run the pipeline's suite on `df`; never raises for bad data (see `check`)."""
+def validate(
+    df: pd.DataFrame, pipeline: PipelineConfig, window_end: datetime | None = None
+) -> ValidationReport:
+    """Run the pipeline's suite on `df`; never raises for bad data (see `check`).
+
+    With `window_end`, data that passes the suite must also split into a trainable
+    training part and holdout (`training.split_problems`), so that a retrain fails here,
+    with the rest of the data checks, and not in the training step.
+    """
     started = time.perf_counter()
     gx = _import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -264,9 +320,11 @@ def validate(df: pd.DataFrame, pipeline: PipelineConfig) -> ValidationReport:
 
     raw = result.to_json_dict()
     present = {str(column) for column in df.columns}
-    failures = [
-        _failure(item, present) for item in raw.get("results", []) if not item.get("success")
-    ]
+    failures = _distinct(
+        [_failure(item, present) for item in raw.get("results", []) if not item.get("success")]
+    )
+    if result.success and window_end is not None:
+        failures = _split_failures(df, pipeline, window_end)
     # GX returns results in the order its metric graph resolved them; table-level first,
     # then schema order, reads better.
     order = {column: index for index, column in enumerate(pipeline.columns)}
@@ -277,14 +335,26 @@ def validate(df: pd.DataFrame, pipeline: PipelineConfig) -> ValidationReport:
         "columns": len(df.columns),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    return ValidationReport(
-        success=bool(result.success), failures=failures, statistics=statistics, raw=raw
-    )
+    return ValidationReport(success=not failures, failures=failures, statistics=statistics, raw=raw)
 
 
-def check(df: pd.DataFrame, pipeline: PipelineConfig) -> ValidationReport:
+def _split_failures(
+    df: pd.DataFrame, pipeline: PipelineConfig, window_end: datetime
+) -> list[ValidationFailure]:
+    from continuous_training import training
+
+    split = training.split_frame(df, pipeline, window_end)
+    return [
+        ValidationFailure(expectation=SPLIT_CHECK, column=problem.column, detail=problem.detail)
+        for problem in training.split_problems(split, pipeline, window_end)
+    ]
+
+
+def check(
+    df: pd.DataFrame, pipeline: PipelineConfig, window_end: datetime | None = None
+) -> ValidationReport:
     """Validate `df`; raise DataValidationError naming every failure, else return the report."""
-    report = validate(df, pipeline)
+    report = validate(df, pipeline, window_end)
     if not report.success:
         raise DataValidationError(report, pipeline.name)
     return report
@@ -309,6 +379,23 @@ def _failure(item: dict[str, Any], present: set[str]) -> ValidationFailure:
     sampled = kind != "expect_column_values_to_not_be_null"
     sample = list(result.get("partial_unexpected_list") or [])[:SAMPLE_SIZE] if sampled else []
     return ValidationFailure(expectation=kind, column=column, detail=detail, sample=sample)
+
+
+def _distinct(failures: list[ValidationFailure]) -> list[ValidationFailure]:
+    """One line per column for checks GX could not evaluate, which all say the same thing.
+
+    A column of the wrong type or a missing one makes each of its checks fail the same way;
+    the dtype or schema failure says why, once.
+    """
+    seen: set[tuple[str | None, str]] = set()
+    out = []
+    for failure in failures:
+        key = (failure.column, failure.detail)
+        if failure.detail.startswith("not evaluated") and key in seen:
+            continue
+        seen.add(key)
+        out.append(failure)
+    return out
 
 
 def _raised(exception: dict[str, Any]) -> bool:
@@ -362,6 +449,10 @@ def _detail(kind: str, kwargs: dict[str, Any], result: dict[str, Any], meta: dic
         return f"dtype object: {unexpected} of {non_null} non-null values are not {expected}"
     if kind == "expect_column_values_to_not_be_null":
         return f"{unexpected} of {total} values are null"
+    if kind == "expect_column_proportion_of_non_null_values_to_be_between":
+        return "no non-null values: the column is entirely null (or the table empty)"
+    if kind == "expect_column_values_to_be_between" and meta.get("ct_check") == "finite":
+        return f"{unexpected} of {non_null} non-null values are not finite (inf or -inf)"
     if kind == "expect_column_values_to_be_between":
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
         if low is not None and high is not None:

@@ -10,6 +10,9 @@ import yaml
 
 from tests.environment import ROOT, SESSION_DIR
 
+# (dag_id, run_id, task_id) -> the text of the exception each failed attempt ended with
+_TASK_ERRORS: dict[tuple[str, str, str], list[str]] = {}
+
 
 def write_pipeline(name: str, directory: Path | None = None, **overrides: Any) -> Path:
     """A variant of the shipped churn pipeline under its own name (and registered model).
@@ -46,10 +49,31 @@ def run_dag(
     kinds = ("_weekly_retraining", "_drift_retraining", "_batch_inference", "_rollback")
     pipeline = next(dag_id.removesuffix(k) for k in kinds if dag_id.endswith(k))
     dag = build_dags(find_pipeline(pipeline))[dag_id]
+    for key in [k for k in _TASK_ERRORS if k[0] == dag_id]:
+        del _TASK_ERRORS[key]  # a run id of an earlier test may come back
     for task in dag.tasks:
         # Keep the retries, not the 5-minute wait between them.
         task.retry_delay = timedelta(seconds=1)
+        # Airflow hands each callback the attempt's exception: what the user reads in the log.
+        task.on_retry_callback = [_record_error]
+        task.on_failure_callback = [_record_error]
     return dag.test(logical_date=logical_date, run_conf=conf or {}, run_after=run_after)
+
+
+def _record_error(context: Any) -> None:
+    ti = context["ti"]
+    _TASK_ERRORS.setdefault((ti.dag_id, ti.run_id, ti.task_id), []).append(
+        str(context.get("exception"))
+    )
+
+
+def task_errors(dag_run: Any) -> dict[str, list[str]]:
+    """Per task of the run, the exception text of each failed attempt, oldest first."""
+    return {
+        task_id: errors
+        for (dag_id, run_id, task_id), errors in _TASK_ERRORS.items()
+        if (dag_id, run_id) == (dag_run.dag_id, dag_run.run_id)
+    }
 
 
 def task_states(dag_run: Any) -> dict[str, str]:

@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.environment import SESSION_DIR
-from tests.integration.dag_runs import champion, run_dag, task_states, versions, write_pipeline
+from tests.integration.dag_runs import (
+    champion,
+    run_dag,
+    task_errors,
+    task_states,
+    versions,
+    write_pipeline,
+)
 from tests.integration.mlflow_outage import MlflowOutage, StopAt
 
 pytestmark = pytest.mark.integration
@@ -44,7 +51,7 @@ def outage(airflow_db: None) -> Iterator[MlflowOutage]:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_mlflow_stopped_then_back(
-    case: str, outage: MlflowOutage, monkeypatch: pytest.MonkeyPatch, capfd
+    case: str, outage: MlflowOutage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlflow import MlflowClient
 
@@ -64,7 +71,9 @@ def test_mlflow_stopped_then_back(
     assert str(failed.state) == "failed" and states[task] == "failed", states
     [instance] = [ti for ti in failed.get_task_instances() if ti.task_id == task]
     assert instance.try_number == 3  # the first try and both retries
-    assert f"MLflow tracking server at {outage.url} is unreachable" in capfd.readouterr().out
+    errors = task_errors(failed)[task]
+    assert len(errors) == 3, errors
+    assert f"MLflow tracking server at {outage.url} is unreachable" in errors[-1], errors
 
     outage.start()
     assert champion(client, name) == "1"

@@ -141,3 +141,33 @@ def test_bad_query_names_conn_id_and_hides_password(
         make_source(config, connection_uri=uri).fetch(Window(utc(2026, 3, 1), utc(2026, 3, 2)))
     assert "no_such_table" in str(err.value)
     assert "s3cret" not in str(err.value)
+
+
+def test_source_params_are_bound_and_an_injection_is_only_a_value(
+    database_uri: str,
+    make_config: MakeConfig,
+    events: pd.DataFrame,
+    statements: list[tuple[str, Any]],
+) -> None:
+    window = Window(utc(2026, 3, 1), utc(2026, 3, 2))
+
+    def fetch(region: str) -> pd.DataFrame:
+        source = {"kind": "sql", "conn_id": "churn_db", "query": QUERY + " AND region = :region"}
+        config = make_config(source={**source, "params": {"region": region}})
+        return make_source(config, connection_uri=database_uri).fetch(window)
+
+    north = fetch("north")
+    inside = (events["event_time"] >= window.start) & (events["event_time"] < window.end)
+    assert len(north) == ((events["region"] == "north") & inside).sum() > 0
+    assert set(north["region"]) == {"north"}
+
+    injection = "x'; DROP TABLE churn_events; --"
+    assert fetch(injection).empty
+    sql, params = [(s, p) for s, p in statements if "churn_events" in s][-1]
+    assert "DROP" not in sql and "%(region)s" in sql  # the value is not in the SQL text...
+    assert params["region"] == injection  # ...but a parameter the driver quotes
+    engine = create_engine(database_uri)
+    with engine.connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM churn_events")).scalar_one()
+    engine.dispose()
+    assert count == len(events)

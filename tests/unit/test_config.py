@@ -199,6 +199,62 @@ def test_sql_source_with_both_binds(make_config) -> None:
     assert config.source.conn_id == "warehouse"
 
 
+SQL = "SELECT * FROM events WHERE t >= :window_start AND t < :window_end"
+
+
+def test_sql_source_params_are_bound_by_name(make_config) -> None:
+    query = SQL + " AND region = :region AND t::date > :since"
+    params = {"region": "north", "since": "2026-01-01"}
+    config = make_config(source={"kind": "sql", "conn_id": "w", "query": query, "params": params})
+    assert config.source.params == params
+
+
+@pytest.mark.parametrize(
+    ("query", "params", "needles"),
+    [
+        (
+            SQL + " AND region = '{region}'",
+            {"region": "north"},
+            ["source.params.region", "{region}", ":region"],
+        ),
+        (SQL + " AND region = %(region)s", {"region": "north"}, ["%(region)s", ":region"]),
+        (SQL, {"region": "north"}, ["source.params.region is not bound", ":region"]),
+        (SQL + " AND region = :region", {}, ["binds :region", "source.params"]),
+        (SQL + " AND a = :window_start", {"window_start": "x"}, ["source.params.window_start"]),
+        (SQL + " AND a = :x", {"x; DROP": "x"}, ["source.params.x; DROP"]),
+    ],
+    ids=[
+        "python-format",
+        "pyformat",
+        "unbound-param",
+        "bind-without-value",
+        "window-name",
+        "bad-name",
+    ],
+)
+def test_sql_source_params_must_be_bound(
+    churn_config: dict[str, Any], query: str, params: dict[str, Any], needles: list[str]
+) -> None:
+    churn_config["source"] = {"kind": "sql", "conn_id": "w", "query": query, "params": params}
+    _assert_names(_error(churn_config), *needles)
+
+
+def test_sql_source_params_are_scalars(churn_config: dict[str, Any]) -> None:
+    query = SQL + " AND region = :region"
+    churn_config["source"] = {
+        "kind": "sql",
+        "conn_id": "w",
+        "query": query,
+        "params": {"region": ["a"]},
+    }
+    _assert_names(_error(churn_config), "source.params.region")
+
+
+def test_params_belong_to_the_sql_source(churn_config: dict[str, Any]) -> None:
+    churn_config["source"] = {"kind": "synthetic", "params": {"region": "north"}}
+    _assert_names(_error(churn_config), "source.params", "kind 'sql'", "source.options")
+
+
 # --------------------------------------------------------------------------- columns
 
 

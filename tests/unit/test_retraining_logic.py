@@ -21,7 +21,7 @@ from mlflow.protos.databricks_pb2 import (
 )
 
 from continuous_training import registry
-from continuous_training.config import PipelineConfig, parse_pipeline
+from continuous_training.config import ConfigError, PipelineConfig, parse_pipeline
 from continuous_training.operators import base
 from continuous_training.operators.retraining import run_info, run_options
 from continuous_training.registry import ChampionChangedError, Decision, apply_decision
@@ -30,6 +30,7 @@ from continuous_training.training import (
     RunInfo,
     TrainingError,
     build_model,
+    check_model,
     predict_scores,
     time_split,
 )
@@ -156,16 +157,23 @@ def test_single_class_target_names_the_target(make_config, part: str) -> None:
         time_split(df, config, WINDOW_END)
     message = str(info.value)
     assert "'churned'" in message and "single class" in message and part in message
+    assert "'churned': 0;" in message  # the one class there is
 
 
-def test_regression_needs_no_two_classes(churn_config: dict[str, Any]) -> None:
-    churn_config["expectations"]["columns"].pop("churned")
-    config = _config(
+def _regression(churn_config: dict[str, Any]) -> PipelineConfig:
+    """churn as a regression of `churned` with a Ridge."""
+    columns = {k: v for k, v in churn_config["expectations"]["columns"].items() if k != "churned"}
+    return _config(
         churn_config,
         task="regression",
+        expectations={**churn_config["expectations"], "columns": columns},
         model={"estimator": "sklearn.linear_model.Ridge", "params": {}},
         gates={"primary_metric": "rmse", "floor": 0.0},
     )
+
+
+def test_regression_needs_no_two_classes(churn_config: dict[str, Any]) -> None:
+    config = _regression(churn_config)
     df = _frame(config, WINDOW_END - timedelta(days=28), WINDOW_END)
     df[config.target] = 1.0
     split = time_split(df, config, WINDOW_END)
@@ -220,17 +228,34 @@ def test_build_model_numeric_only(churn_config: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    "estimator",
-    ["sklearn.ensemble.NoSuchClassifier", "no_such_package.models.Classifier"],
+    ("estimator", "needle"),
+    [
+        ("sklearn.ensemble.NoSuchModel", "cannot import 'sklearn.ensemble.NoSuchModel'"),
+        ("nopkg.X", "cannot import 'nopkg.X': No module named 'nopkg'"),
+        ("sklearn.linear_model.Ridge", "'sklearn.linear_model.Ridge' has no predict_proba()"),
+        ("collections.OrderedDict", "'collections.OrderedDict' has no fit() or predict_proba()"),
+    ],
 )
 def test_unknown_estimator_names_model_estimator(
-    churn_config: dict[str, Any], estimator: str
+    churn_config: dict[str, Any], estimator: str, needle: str
 ) -> None:
+    """The first task's check (naming the file too) and the training step say the same."""
     config = _config(churn_config, model={"estimator": estimator, "params": {}})
-    with pytest.raises(TrainingError) as info:
-        build_model(config)
-    assert str(info.value).startswith("model.estimator:")
-    assert estimator in str(info.value)
+    for check, prefix in (
+        (build_model, "model.estimator: "),
+        (check_model, "/pipelines/churn.yaml: model.estimator: "),
+    ):
+        with pytest.raises(TrainingError) as info:
+            check(config)
+        assert str(info.value).startswith(prefix), info.value
+        assert needle in str(info.value)
+
+
+def test_check_model_accepts_the_shipped_model_and_a_regressor(
+    churn_config: dict[str, Any],
+) -> None:
+    check_model(_config(churn_config))
+    check_model(_regression(churn_config))
 
 
 def test_unknown_param_names_model_params(churn_config: dict[str, Any]) -> None:
@@ -293,6 +318,36 @@ def test_bad_trigger_form_fails_the_task_without_retries() -> None:
         run_options(context)
     assert run_options({"params": {"dry_run": True}}) == RunOptions(dry_run=True)
     assert run_options({}) == RunOptions()
+
+
+@pytest.mark.parametrize("value", ["yes", "false", 1, None])
+def test_a_flag_that_is_not_a_boolean_is_refused(value: Any) -> None:
+    with pytest.raises(AirflowFailException, match=r"params\.dry_run must be true or false"):
+        run_options({"params": {"dry_run": value}})
+
+
+def _operator_config(params: dict[str, Any]) -> PipelineConfig:
+    operator = base.PipelineOperator(task_id="fetch", pipeline="churn")
+    return operator.config({"params": params})
+
+
+def test_training_window_days_from_the_trigger_form_is_applied() -> None:
+    assert _operator_config({}).windows.training_days == 21
+    assert _operator_config({"training_window_days": 14}).windows.training_days == 14
+
+
+@pytest.mark.parametrize("days", [0, -3, "many", 2.5])
+def test_a_bad_training_window_days_names_the_param(days: Any) -> None:
+    with pytest.raises(ConfigError, match=r"^params\.training_window_days: "):
+        _operator_config({"training_window_days": days})
+
+
+def test_bad_input_fails_at_once_and_other_errors_are_left_to_retries() -> None:
+    bad_input = base.failing_at_once(*base.BAD_INPUT)
+    with pytest.raises(AirflowFailException, match=r"model\.estimator: typo"), bad_input:
+        raise TrainingError("model.estimator: typo")
+    with pytest.raises(ConnectionError), base.failing_at_once(*base.BAD_INPUT):
+        raise ConnectionError("MLflow at http://127.0.0.1:5000 is down")
 
 
 # --------------------------------------------------------------------------- decide

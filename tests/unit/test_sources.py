@@ -14,12 +14,15 @@ from continuous_training.config import PipelineConfig, parse_pipeline
 from continuous_training.sources import (
     SYNTHETIC_COLUMNS,
     DataSource,
+    EmptyWindowError,
     FileSource,
     SourceError,
     SyntheticSource,
     Window,
+    describe,
     fetch_window,
     make_source,
+    require_rows,
 )
 
 MakeConfig = Callable[..., PipelineConfig]
@@ -343,6 +346,41 @@ def test_file_source_memory_url(make_config: MakeConfig, month: pd.DataFrame) ->
         pd.testing.assert_frame_equal(df, _expected(month, window))
     finally:
         fs.rm("/ct-test-sources", recursive=True)
+
+
+def test_a_window_without_rows_names_the_window_and_the_source(
+    make_config: MakeConfig, month: pd.DataFrame, tmp_path: Path
+) -> None:
+    month.to_parquet(tmp_path / "february.parquet", index=False)
+    config = _file_config(make_config, tmp_path / "february.parquet")
+    window = Window(utc(2026, 3, 1), utc(2026, 3, 8))
+    empty = fetch_window(make_source(config), config, window)
+    with pytest.raises(EmptyWindowError) as err:
+        require_rows(empty, config, window)
+    message = str(err.value)
+    assert "no rows in the window [2026-03-01T00:00:00+00:00, 2026-03-08T00:00:00+00:00)" in message
+    assert f"source.kind 'file' (source.path '{tmp_path / 'february.parquet'}')" in message
+    assert "time_column 'event_time'" in message
+    full = fetch_window(make_source(config), config, Window(utc(2026, 2, 1), utc(2026, 2, 2)))
+    assert require_rows(full, config, window) is full
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ({"kind": "synthetic"}, "source.kind 'synthetic'"),
+        ({"kind": "file", "path": "/d/*.csv"}, "source.kind 'file' (source.path '/d/*.csv')"),
+        (
+            {"kind": "sql", "conn_id": "dwh", "query": "SELECT :window_start, :window_end"},
+            "source.kind 'sql' (source.conn_id 'dwh')",
+        ),
+        ({"kind": "my_pkg.Src"}, "source.kind 'my_pkg.Src'"),
+    ],
+)
+def test_describe_names_the_source_as_the_yaml_does(
+    make_config: MakeConfig, source: dict[str, str], expected: str
+) -> None:
+    assert describe(make_config(source=source).source) == expected
 
 
 def test_drift_onset_is_a_date(make_config: MakeConfig) -> None:

@@ -160,3 +160,80 @@ def test_memory_url_works(frame: pd.DataFrame) -> None:
     finally:
         fs, path = fsspec.core.url_to_fs(root)
         fs.rm(path, recursive=True)
+
+
+# --------------------------------------------------------------------------- the data root
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data root with a folder outside it, and CT_DATA_ROOT pointing at the root."""
+    (tmp_path / "root" / "churn").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    monkeypatch.setenv("CT_DATA_ROOT", str(tmp_path / "root"))
+    return tmp_path / "root"
+
+
+def test_join_refuses_a_symlink_out_of_the_root(root: Path) -> None:
+    (root / "elsewhere").symlink_to(root.parent / "outside", target_is_directory=True)
+    with pytest.raises(StorageError) as err:
+        storage.join(str(root), "elsewhere", "runs", "r1", "snapshot.parquet")
+    message = str(err.value)
+    assert f"'{root}/elsewhere/runs/r1/snapshot.parquet'" in message
+    assert f"resolves to '{root.parent}/outside/runs/r1/snapshot.parquet'" in message
+    assert f"not under '{root}'" in message and "CT_DATA_ROOT" in message
+
+
+def test_a_symlinked_data_root_and_links_inside_it_are_fine(root: Path, tmp_path: Path) -> None:
+    link = tmp_path / "root-link"
+    link.symlink_to(root, target_is_directory=True)
+    (root / "alias").symlink_to(root / "churn", target_is_directory=True)
+    assert storage.join(str(link), "alias", "x.json") == f"{link}/alias/x.json"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["{root}/churn/../../outside/x.parquet", "{root}/../outside/x.parquet", "/etc/passwd", "x.pq"],
+    ids=["dotdot-deep", "dotdot", "absolute", "relative"],
+)
+def test_a_handed_over_path_outside_the_root_is_refused(root: Path, uri: str) -> None:
+    uri = uri.format(root=root)
+    with pytest.raises(StorageError) as err:
+        storage.require_in_data_root(uri, "snapshot")
+    assert str(err.value).startswith(f"snapshot {uri!r} resolves to ")
+    assert repr(str(root)) in str(err.value)
+
+
+def test_a_handed_over_symlink_out_of_the_root_is_refused(root: Path) -> None:
+    secret = root.parent / "outside" / "secret.parquet"
+    secret.write_bytes(b"PAR1")
+    (root / "churn" / "snapshot.parquet").symlink_to(secret)
+    with pytest.raises(StorageError, match=r"outside/secret\.parquet"):
+        storage.require_in_data_root(str(root / "churn" / "snapshot.parquet"), "snapshot")
+
+
+def test_a_handed_over_path_inside_the_root_is_returned_as_is(root: Path) -> None:
+    inside = f"{root}/churn/runs/r1/../r2/snapshot.parquet"
+    assert storage.require_in_data_root(inside) == inside
+    assert storage.require_in_data_root(f"file://{root}/churn/x") == f"file://{root}/churn/x"
+
+
+@pytest.mark.parametrize(
+    ("uri", "inside"),
+    [
+        ("s3://bucket/ct/churn/x.parquet", True),
+        ("s3://bucket/ct/churn/../../other/x.parquet", False),
+        ("s3://bucket/ct-other/x.parquet", False),
+        ("s3://other-bucket/ct/x.parquet", False),
+        ("gs://bucket/ct/x.parquet", False),
+    ],
+)
+def test_object_store_paths_are_checked_after_folding_dotdot(
+    monkeypatch: pytest.MonkeyPatch, uri: str, inside: bool
+) -> None:
+    monkeypatch.setenv("CT_DATA_ROOT", "s3://bucket/ct")
+    if inside:
+        assert storage.require_in_data_root(uri) == uri
+    else:
+        with pytest.raises(StorageError, match=r"not under 's3://bucket/ct'"):
+            storage.require_in_data_root(uri)

@@ -6,6 +6,7 @@ import json
 import pickle
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import yaml
 
 from continuous_training.config import PipelineConfig, parse_pipeline
 from continuous_training.validation import (
+    SPLIT_CHECK,
     DataValidationError,
     ValidationFailure,
     ValidationReport,
@@ -29,10 +31,11 @@ ROWS = 300
 MIN_ROWS = 100
 
 
-def _load_churn(**table: object) -> PipelineConfig:
+def _load_churn(columns: dict | None = None, **table: object) -> PipelineConfig:
     data = yaml.safe_load(CHURN_YAML.read_text())
     # churn.yaml wants 1000 rows; small frames keep the tests fast.
     data["expectations"]["table"].update({"min_rows": MIN_ROWS, **table})
+    data["expectations"]["columns"].update(columns or {})
     return parse_pipeline(data, "churn.yaml")
 
 
@@ -95,7 +98,10 @@ def test_suite_covers_the_config(pipeline: PipelineConfig) -> None:
     assert types.count("expect_compound_columns_to_be_unique") == 1
     assert types.count("expect_table_columns_to_match_set") == 1
     assert types.count("expect_column_values_to_not_be_null") == 9
-    assert types.count("expect_column_values_to_be_between") == 4
+    # 4 configured ranges, plus a finite check for usage_gb, the one without a max
+    assert types.count("expect_column_values_to_be_between") == 4 + 1
+    # the one column without not_null (the time column) must not be entirely null
+    assert types.count("expect_column_proportion_of_non_null_values_to_be_between") == 1
     assert types.count("expect_column_values_to_be_in_set") == 4
     # one dtype check per column but the id column
     assert types.count("expect_column_values_to_be_in_dtype_list") == len(pipeline.columns) - 1
@@ -225,6 +231,122 @@ def test_duplicate_rows_beyond_the_limit(pipeline: PipelineConfig) -> None:
 def test_duplicate_rows_within_the_limit(pipeline: PipelineConfig) -> None:
     df = churn_frame()
     assert validate(pd.concat([df, df.head(1)], ignore_index=True), pipeline).success
+
+
+# --------------------------------------------------------------------------- implicit checks
+
+
+@pytest.fixture(scope="module")
+def loose() -> PipelineConfig:
+    """churn, but usage_gb and region may hold nulls (no not_null) and usage_gb has no max."""
+    regions = ["north", "south", "east", "west"]
+    return _load_churn({"usage_gb": {"min": 0}, "region": {"allowed": regions}})
+
+
+@pytest.mark.parametrize("column", ["usage_gb", "region"])
+def test_an_all_null_column_fails_even_without_not_null(loose: PipelineConfig, column: str) -> None:
+    df = churn_frame()
+    df.loc[3, column] = None
+    assert validate(df, loose).success  # some nulls are allowed: the imputers fill them
+    df[column] = None
+    report = validate(df, loose)
+    failure = _only(report, "expect_column_proportion_of_non_null_values_to_be_between", column)
+    assert failure.detail.startswith("no non-null values: the column is entirely null")
+    assert f"[{column}]" in report.summary()
+
+
+def test_an_all_null_not_null_column_is_reported_once(pipeline: PipelineConfig) -> None:
+    report = validate(churn_frame().assign(usage_gb=np.nan), pipeline)
+    assert [(f.expectation, f.column) for f in report.failures] == [
+        ("expect_column_values_to_not_be_null", "usage_gb")
+    ]
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf])
+def test_infinite_feature_values_fail_with_or_without_a_range(
+    loose: PipelineConfig, bad: float
+) -> None:
+    df = churn_frame()
+    df.loc[[2, 9], "usage_gb"] = bad  # a min but no max: only the finite check sees +inf
+    df.loc[[4], "monthly_charges"] = bad  # in [0, 500]: its range check sees it
+    df.loc[[5], "usage_gb"] = np.nan  # NaN is a null, not an infinity
+    report = validate(df, loose)
+    details = {(f.column, f.detail): f.sample for f in report.failures}
+    assert details[("monthly_charges", f"1 of {ROWS} non-null values outside [0, 500]")] == [bad]
+    finite = ("usage_gb", f"2 of {ROWS - 1} non-null values are not finite (inf or -inf)")
+    assert details[finite] == [bad, bad]
+    # -inf is also below usage_gb's min; +inf only the finite check sees
+    assert len(details) == (2 if bad > 0 else 3), report.summary()
+    json.dumps(report.to_json())  # inf samples still make a JSON report
+
+
+def test_a_column_of_the_wrong_type_reports_each_unevaluated_check_once(
+    pipeline: PipelineConfig,
+) -> None:
+    df = churn_frame()
+    df["tenure_months"] = df["tenure_months"].astype(str)
+    lines = [f.line() for f in validate(df, pipeline).failures if f.column == "tenure_months"]
+    assert len(lines) == len(set(lines)) == 2, lines  # the dtype and one "not evaluated"
+
+
+# --------------------------------------------------------------------------- the time split
+
+# churn_frame spans 2026-01-04 00:00 to 2026-01-06 01:50; with one holdout day ending on
+# 2026-01-07, the holdout is 2026-01-06 (12 rows) and training the 288 rows before it.
+SPLIT_END = datetime(2026, 1, 7, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def one_day_holdout() -> PipelineConfig:
+    data = yaml.safe_load(CHURN_YAML.read_text())
+    data["expectations"]["table"]["min_rows"] = MIN_ROWS
+    data["windows"]["holdout_days"] = 1
+    return parse_pipeline(data, "churn.yaml")
+
+
+def test_a_single_class_window_fails_validation_naming_the_target_and_class(
+    one_day_holdout: PipelineConfig,
+) -> None:
+    df = churn_frame().assign(churned=0)
+    assert validate(df, one_day_holdout).success  # without a window end: no split to judge
+    report = validate(df, one_day_holdout, SPLIT_END)
+    assert not report.success
+    assert [(f.expectation, f.column) for f in report.failures] == [
+        (SPLIT_CHECK, "churned"),
+        (SPLIT_CHECK, "churned"),
+    ]
+    training, holdout = (f.detail for f in report.failures)
+    assert training == (
+        "the training part (before 2026-01-06) has a single class in target 'churned': 0; "
+        "a classifier needs two"
+    )
+    assert holdout.startswith("the holdout part (2026-01-06 to 2026-01-07, windows.holdout_days=1)")
+    with pytest.raises(DataValidationError, match=r"single class in target 'churned': 0"):
+        check(df, one_day_holdout, SPLIT_END)
+
+
+def test_a_single_class_holdout_alone_fails(one_day_holdout: PipelineConfig) -> None:
+    df = churn_frame()
+    df.loc[df["event_time"] >= "2026-01-06", "churned"] = 1
+    [failure] = validate(df, one_day_holdout, SPLIT_END).failures
+    assert failure.detail.startswith("the holdout part") and "'churned': 1;" in failure.detail
+
+
+def test_an_empty_training_part_fails(one_day_holdout: PipelineConfig) -> None:
+    df = churn_frame(rows=120)  # 20 hours from 2026-01-04, moved into the holdout day
+    df["event_time"] += pd.Timedelta(days=2)
+    [failure] = validate(df, one_day_holdout, SPLIT_END).failures
+    assert (failure.expectation, failure.column) == (SPLIT_CHECK, None)
+    assert failure.detail == (
+        "the training part (before 2026-01-06) of the window ending 2026-01-07 is empty"
+    )
+
+
+def test_the_split_is_judged_only_when_the_suite_passed(one_day_holdout: PipelineConfig) -> None:
+    df = churn_frame().assign(churned=0).drop(columns=["usage_gb"])
+    report = validate(df, one_day_holdout, SPLIT_END)
+    assert SPLIT_CHECK not in {f.expectation for f in report.failures}
+    assert "usage_gb" in report.summary()
 
 
 def test_check_raises_naming_every_failing_column(pipeline: PipelineConfig) -> None:

@@ -8,12 +8,34 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+from pydantic import ValidationError
 
-from continuous_training.config import PipelineConfig, find_pipeline, load_pipeline
+from continuous_training.config import (
+    ConfigError,
+    PipelineConfig,
+    WindowsConfig,
+    find_pipeline,
+    load_pipeline,
+)
+from continuous_training.sources import EmptyWindowError
+from continuous_training.storage import StorageError
+from continuous_training.training import TrainingError
+
+# Bad input that no retry can fix: a broken pipeline YAML or trigger param, a model that
+# cannot be built, a window without rows, a path outside the data root.
+BAD_INPUT: tuple[type[Exception], ...] = (
+    ConfigError,
+    EmptyWindowError,
+    StorageError,
+    TrainingError,
+)
 
 MLFLOW_CONN_ID = "mlflow_default"
 DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
@@ -57,6 +79,19 @@ def window_end(context: Any) -> datetime:
         end = context["dag_run"].run_after
     end = end.astimezone(UTC)
     return end.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@contextmanager
+def failing_at_once(*errors: type[Exception]) -> Iterator[None]:
+    """Turn `errors` into AirflowFailException, which fails the task without retries.
+
+    Waiting five minutes does not fix a typo in a YAML or a path outside the data root;
+    retrying would only delay the message the user needs.
+    """
+    try:
+        yield
+    except errors as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 def trigger_of(context: Any, default: str) -> str:
@@ -105,13 +140,25 @@ class PipelineOperator(BaseOperator):
         """The pipeline config, with the trigger form's training window applied."""
         config = load_config(self.pipeline)
         days = (context.get("params") or {}).get("training_window_days")
-        if days:
-            windows = config.windows.model_copy(update={"training_days": int(days)})
-            config = config.model_copy(update={"windows": windows})
-        return config
+        if days is None:
+            return config
+        return config.model_copy(update={"windows": _with_training_days(config, days)})
 
     def tracking_uri(self) -> str:
         return resolve_tracking_uri(self.mlflow_conn_id)
+
+
+def _with_training_days(config: PipelineConfig, days: Any) -> WindowsConfig:
+    """`windows` with the trigger form's days, validated like the YAML's own value.
+
+    Airflow validates the form against the DAG's params when a run is created; this
+    catches what reaches a task another way (e.g. `airflow tasks test -t`).
+    """
+    try:
+        return WindowsConfig.model_validate({**config.windows.model_dump(), "training_days": days})
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"]
+        raise ConfigError(f"params.training_window_days: {days!r}: {reason}") from None
 
 
 def fetch_start(config: PipelineConfig, end: datetime) -> datetime:

@@ -13,7 +13,9 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from continuous_training.operators.base import (
+    BAD_INPUT,
     PipelineOperator,
+    failing_at_once,
     fetch_start,
     trigger_of,
 )
@@ -27,12 +29,20 @@ def run_options(context: Any) -> Any:
     params = context.get("params") or {}
     try:
         return RunOptions(
-            dry_run=bool(params.get("dry_run", False)),
-            force_promote=bool(params.get("force_promote", False)),
+            dry_run=_flag(params, "dry_run"),
+            force_promote=_flag(params, "force_promote"),
             reason=str(params.get("reason") or ""),
         )
     except ValueError as exc:
         raise AirflowFailException(str(exc)) from None
+
+
+def _flag(params: dict[str, Any], name: str) -> bool:
+    """A boolean param as given: `bool("no")` is True, so a string is refused, not guessed."""
+    value = params.get(name, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"params.{name} must be true or false, got {value!r}")
+    return value
 
 
 def run_info(context: Any, trigger: str, end: datetime, drift_episode: str | None = None) -> Any:
@@ -64,20 +74,24 @@ class FetchData(PipelineOperator):
     """Fetch the run's window from the pipeline's source into a parquet snapshot with sha256."""
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from continuous_training import sources, storage
+        from continuous_training import sources, storage, training
 
         run_options(context)  # a bad trigger form fails before any work
-        config = self.config(context)
-        end = self.window_end(context)
-        window = sources.Window(fetch_start(config, end), end)
-        conn_id = config.source.conn_id
-        uri = connection_uri(conn_id, sqlalchemy=config.source.kind == "sql") if conn_id else None
-        frame = sources.fetch_window(
-            sources.make_source(config, connection_uri=uri), config, window
-        )
-        snapshot = storage.write_parquet_atomic(
-            frame, storage.snapshot_uri(config.name, context["run_id"])
-        )
+        with failing_at_once(*BAD_INPUT):
+            config = self.config(context)
+            training.check_model(config)  # a bad model.estimator fails now, not after the data
+            end = self.window_end(context)
+            window = sources.Window(fetch_start(config, end), end)
+            conn_id = config.source.conn_id
+            sql = config.source.kind == "sql"
+            uri = connection_uri(conn_id, sqlalchemy=sql) if conn_id else None
+            frame = sources.fetch_window(
+                sources.make_source(config, connection_uri=uri), config, window
+            )
+            sources.require_rows(frame, config, window)
+            snapshot = storage.write_parquet_atomic(
+                frame, storage.snapshot_uri(config.name, context["run_id"])
+            )
         self.log.info("fetched %s rows of %s into %s", snapshot["rows"], window, snapshot["uri"])
         return {
             **snapshot,
@@ -98,10 +112,13 @@ class ValidateData(PipelineOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from continuous_training import storage, validation
 
-        config = self.config(context)
-        report = validation.validate(storage.read_parquet(self.snapshot["uri"]), config)
-        report_uri = storage.snapshot_uri(config.name, context["run_id"], "validation.json")
-        storage.write_json_atomic(report.to_json(), report_uri)
+        with failing_at_once(*BAD_INPUT):
+            config = self.config(context)
+            snapshot = storage.require_in_data_root(self.snapshot["uri"], "snapshot")
+            frame = storage.read_parquet(snapshot)
+            report = validation.validate(frame, config, self.window_end(context))
+            report_uri = storage.snapshot_uri(config.name, context["run_id"], "validation.json")
+            storage.write_json_atomic(report.to_json(), report_uri)
         if not report.success:
             # Bad data does not get better on retry: fail at once, register nothing.
             raise AirflowFailException(
@@ -131,18 +148,15 @@ class TrainCandidate(PipelineOperator):
         self.drift_episode = drift_episode
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from continuous_training.training import TrainingError, train_candidate
+        from continuous_training.training import train_candidate
 
-        config = self.config(context)
-        try:
+        with failing_at_once(*BAD_INPUT):
             candidate = train_candidate(
-                config,
+                self.config(context),
                 self.snapshot,
                 run_info(context, self.trigger, self.window_end(context), self.drift_episode),
                 self.tracking_uri(),
             )
-        except TrainingError as exc:
-            raise AirflowFailException(str(exc)) from None
         self.log.info(
             "registered %s version %s: %s",
             candidate["model_name"],
@@ -165,7 +179,10 @@ class EvaluateAgainstChampion(PipelineOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from continuous_training.retraining import evaluate_candidate
 
-        evaluated = evaluate_candidate(self.config(context), self.candidate, self.tracking_uri())
+        with failing_at_once(*BAD_INPUT):
+            evaluated = evaluate_candidate(
+                self.config(context), self.candidate, self.tracking_uri()
+            )
         self.log.info("gate %s", evaluated["gate_reason"])
         return evaluated
 
