@@ -136,6 +136,7 @@ class ScorePartition(PipelineOperator):
             model_version=self.pinned["champion_version"],
             airflow_run_id=context["run_id"],
             sample_seed=inference.sample_seed(config.name, window, partition.key),
+            raw_input=partition.path is not None,
         )
         result = inference.score_partition(
             job, *self._models(config), progress=self._log_progress(partition.key)
