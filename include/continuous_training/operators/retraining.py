@@ -163,9 +163,15 @@ class EvaluateAgainstChampion(PipelineOperator):
         self.candidate = candidate
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from continuous_training.model_digest import ModelDigestError
         from continuous_training.retraining import evaluate_candidate
 
-        evaluated = evaluate_candidate(self.config(context), self.candidate, self.tracking_uri())
+        try:
+            evaluated = evaluate_candidate(
+                self.config(context), self.candidate, self.tracking_uri()
+            )
+        except ModelDigestError as exc:  # changed files do not heal on retry
+            raise AirflowFailException(str(exc)) from None
         self.log.info("gate %s", evaluated["gate_reason"])
         return evaluated
 
