@@ -1,4 +1,4 @@
-"""MLflow of the compose topology runs its basic-auth app: no login, no registry.
+"""The compose topology refuses requests without a login: MLflow (basic-auth) and Airflow.
 
 The weekly run of test_stack_api registered and promoted `churn` through this login (the
 workers hold MLFLOW_TRACKING_USERNAME/PASSWORD of .env), so every client call the tasks make
@@ -90,3 +90,19 @@ def test_our_client_names_the_server_and_user_it_was_refused_as(
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
     client = registry.make_client(url)
     assert registry.alias_version(client, "churn", registry.CHAMPION) is not None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v2/connections",  # the public API: a token from /auth/token
+        "/execution/connections/mlflow_default",  # what tasks read secrets by: a task's JWT
+        "/execution/variables/ct_any",
+    ],
+)
+def test_airflow_serves_no_secret_without_a_token(stack: NativeStack, path: str) -> None:
+    """The simple auth manager guards the REST API; the JWT secret guards the task API."""
+    response = requests.get(
+        f"{stack.settings.api_url}{path}", headers={"Connection": "close"}, timeout=30
+    )
+    assert response.status_code in (401, 403), (path, response.status_code, response.text)
