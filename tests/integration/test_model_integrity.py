@@ -18,9 +18,9 @@ import pytest
 from continuous_training import inference, model_digest, storage
 from continuous_training.sources import Window
 from tests.environment import SESSION_DIR
+from tests.integration import task_logs
 from tests.integration.dag_runs import champion, run_dag, task_states, versions, write_pipeline
 from tests.integration.dag_runs import xcom_value as xcom
-from tests.integration.task_logs import task_log
 
 pytestmark = pytest.mark.integration
 
@@ -49,9 +49,7 @@ def output_digests(window: Window) -> dict[str, str]:
     return {str(p): storage.sha256_of(str(p)) for p in folder.rglob("*") if p.is_file()}
 
 
-def test_a_tampered_champion_is_refused_by_inference_and_evaluation(
-    client, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_a_tampered_champion_is_refused_by_inference_and_evaluation(client) -> None:
     write_pipeline(NAME)
     weekly = run_dag(f"{NAME}_weekly_retraining", WEEKLY)
     assert str(weekly.state) == "success", task_states(weekly)
@@ -70,23 +68,24 @@ def test_a_tampered_champion_is_refused_by_inference_and_evaluation(
     model_file.write_bytes(model_file.read_bytes() + b"tampered")
     tampered = model_digest.directory_digest(stored)
 
-    capfd.readouterr()
-    refused = run_dag(f"{NAME}_batch_inference", REFUSED)
+    with task_logs.captured() as logs:
+        refused = run_dag(f"{NAME}_batch_inference", REFUSED)
     states = task_states(refused)
     assert str(refused.state) == "failed", states
     assert states["pin_champion"] == "failed", states
     assert states["score_partition"] == "upstream_failed", states
-    message = task_log(capfd.readouterr().out, "pin_champion")
+    message = logs.task("pin_champion")
     assert f"model {NAME} version 1: its artifacts do not match" in message
     assert f"recorded {recorded}, found {tampered}" in message
     assert not storage.exists(inference.predictions_dir(NAME, day_before(REFUSED)))
     assert output_digests(day_before(SCORED)) == before
 
-    retrain = run_dag(f"{NAME}_weekly_retraining", WEEKLY + timedelta(days=7))
+    with task_logs.captured() as logs:
+        retrain = run_dag(f"{NAME}_weekly_retraining", WEEKLY + timedelta(days=7))
     states = task_states(retrain)
     assert states["evaluate_vs_champion"] == "failed", states
     assert states["promote"] == "upstream_failed", states
-    message = task_log(capfd.readouterr().out, "evaluate_vs_champion")
+    message = logs.task("evaluate_vs_champion")
     assert f"recorded {recorded}, found {tampered}" in message
     assert champion(client, NAME) == "1"
 

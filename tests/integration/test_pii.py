@@ -5,8 +5,8 @@ the source of a pipeline with `pii: {hash: [email], drop: [phone]}`. After the r
 retraining and batch inference DAGs ran on it, against the session's MLflow server, neither
 raw value is anywhere: not in the data root (snapshots, splits, predictions, drift samples,
 reports), the MLflow server's artifact store and backend database, Airflow's database (XCom
-included) and log folder, nor in what the tasks logged. The hashed e-mail is in the snapshot,
-the training split and the predictions.
+included) and log folder, nor in what the tasks logged (tests/integration/task_logs.py). The
+hashed e-mail is in the snapshot, the training split and the predictions.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from continuous_training import pii
 from continuous_training.config import find_pipeline
 from continuous_training.sources import SyntheticSource, Window
 from tests.environment import SESSION_DIR
-from tests.integration import leaks
+from tests.integration import leaks, task_logs
 from tests.integration.dag_runs import champion, run_dag, task_states, write_pipeline
 from tests.integration.dag_runs import xcom_value as xcom
 
@@ -97,7 +97,6 @@ def test_raw_pii_is_nowhere_and_the_hash_is_where_expected(
     churn_config: dict,
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("CT_PII_HASH_KEY", secrets.token_hex(32))  # generated, never committed
     # The search must find what is there: raw values in a compressed parquet file.
@@ -105,13 +104,15 @@ def test_raw_pii_is_nowhere_and_the_hash_is_where_expected(
     assert leaks.find(RAW_PHONE, [crm_files["train"].parent])
 
     pii_pipeline(crm_files, churn_config)
-    weekly = run_dag(f"{NAME}_weekly_retraining", WEEKLY)
-    assert str(weekly.state) == "success", task_states(weekly)
-    assert champion(client, NAME) == "1"
-    batch = run_dag(f"{NAME}_batch_inference", BATCH)
-    assert str(batch.state) == "success", task_states(batch)
-    logged = capfd.readouterr()
-    task_output = "\n".join([logged.out, logged.err, caplog.text, xcom_texts(weekly, batch)])
+    with task_logs.captured() as logs:
+        weekly = run_dag(f"{NAME}_weekly_retraining", WEEKLY)
+        assert str(weekly.state) == "success", task_states(weekly)
+        assert champion(client, NAME) == "1"
+        batch = run_dag(f"{NAME}_batch_inference", BATCH)
+        assert str(batch.state) == "success", task_states(batch)
+    assert "[DAG TEST] end task task_id=score_partition" in logs.text()  # the logs were caught
+    logged = capfd.readouterr()  # and whatever reached this test's stdout and stderr
+    task_output = "\n".join([logs.text(), logged.out, logged.err, xcom_texts(weekly, batch)])
 
     for marker in (RAW_EMAIL, RAW_PHONE):
         assert leaks.find(marker, WRITTEN) == [], marker
@@ -132,3 +133,21 @@ def test_raw_pii_is_nowhere_and_the_hash_is_where_expected(
 def expected_hashes(crm_files: dict[str, Path], key: bytes) -> dict[str, set[str]]:
     raw = {name: pd.read_parquet(crm_files[name])["email"] for name in ("train", "scoring")}
     return {name: {pii.keyed_hash(e, key) for e in emails} for name, emails in raw.items()}
+
+
+def test_without_the_hash_key_the_fetch_fails_and_writes_nothing(
+    client, crm_files: dict[str, Path], churn_config: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from continuous_training import storage
+
+    monkeypatch.delenv("CT_PII_HASH_KEY", raising=False)
+    pii_pipeline(crm_files, churn_config)
+    with task_logs.captured() as logs:
+        run = run_dag(f"{NAME}_weekly_retraining", WEEKLY + timedelta(days=14))
+    states = task_states(run)
+    assert states["fetch"] == "failed" and states["validate"] == "upstream_failed", states
+    assert "pii.hash lists ['email'] but the environment variable CT_PII_HASH_KEY" in logs.task(
+        "fetch"
+    )
+    assert logs.task("fetch").count("[DAG TEST] running task") == 1  # failed, not retried
+    assert not storage.exists(storage.snapshot_uri(NAME, run.run_id))

@@ -114,5 +114,17 @@ class PipelineOperator(BaseOperator):
         return resolve_tracking_uri(self.mlflow_conn_id)
 
 
+def require_pii_key(config: PipelineConfig) -> None:
+    """A pipeline that hashes PII fails at once without its key: no retry brings the key."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from continuous_training import pii
+
+    try:
+        pii.rules_for(config)
+    except pii.PiiError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
 def fetch_start(config: PipelineConfig, end: datetime) -> datetime:
     return end - timedelta(days=config.windows.training_days + config.windows.holdout_days)

@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from continuous_training.operators.base import PipelineOperator
+from continuous_training.operators.base import PipelineOperator, require_pii_key
 from continuous_training.operators.links import MLflowRunLink
 from continuous_training.operators.retraining import connection_uri
 
@@ -134,6 +134,7 @@ class ScorePartition(PipelineOperator):
         from continuous_training import inference
 
         config = self.config(context)
+        require_pii_key(config)
         champion, shadow = self._models()  # verified before anything is read or written
         partition = inference.Partition.from_json(self.partition)
         window = pinned_window(self.pinned)

@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from continuous_training.operators.base import (
     PipelineOperator,
     fetch_start,
+    require_pii_key,
     trigger_of,
 )
 from continuous_training.operators.links import MLflowRunLink
@@ -68,6 +69,7 @@ class FetchData(PipelineOperator):
 
         run_options(context)  # a bad trigger form fails before any work
         config = self.config(context)
+        require_pii_key(config)
         end = self.window_end(context)
         window = sources.Window(fetch_start(config, end), end)
         conn_id = config.source.conn_id
