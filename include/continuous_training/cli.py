@@ -1,4 +1,8 @@
-"""`python -m continuous_training.cli decisions churn`: the registry's ledger as a table."""
+"""`python -m continuous_training.cli decisions churn`: the registry's ledger as a table.
+
+`record-digest <model> <version>`: tag a version registered before model digests existed
+(`ct.model_sha256`) with the digest of its files as stored now, after checking them by hand.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import argparse
 import os
 import sys
 
-from continuous_training import registry
+from continuous_training import model_digest, registry
 from continuous_training.config import find_pipeline
 
 COLUMNS = (
@@ -68,12 +72,22 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     decisions = sub.add_parser("decisions", help="list model versions and their decisions")
     decisions.add_argument("pipeline")
-    decisions.add_argument(
-        "--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    default_uri = os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    record = sub.add_parser(
+        "record-digest",
+        help="tag a version registered before model digests with the digest of its files now",
     )
+    record.add_argument("model")
+    record.add_argument("version")
+    for command in (decisions, record):
+        command.add_argument("--tracking-uri", default=default_uri)
     args = parser.parse_args(argv)
     if args.command == "decisions":
         print_decisions(args.pipeline, args.tracking_uri)
+    if args.command == "record-digest":
+        client = registry.make_client(args.tracking_uri)
+        digest = model_digest.record(client, args.model, args.version)
+        print(f"model {args.model} version {args.version}: {model_digest.TAG_MODEL_SHA}={digest}")
     return 0
 
 

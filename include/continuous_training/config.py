@@ -279,6 +279,31 @@ class RetriesConfig(_Strict):
     exponential_backoff: bool = False
 
 
+class PiiConfig(_Strict):
+    """Personal data: columns hashed with a secret key or dropped right after every fetch.
+
+    `hash` columns become HMAC-SHA256 hex digests keyed with the environment variable
+    `key_env` (joinable, not reversible without the key); they may be id columns or
+    categorical features, never the target, the time column or a numeric feature.
+    `drop` columns are removed and so can have no role in the pipeline.
+    """
+
+    hash: list[str] = Field(default_factory=list)
+    drop: list[str] = Field(default_factory=list)
+    key_env: str = Field("CT_PII_HASH_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _each_column_once(self) -> PiiConfig:
+        for key, names in (("hash", self.hash), ("drop", self.drop)):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"pii.{key}: columns listed twice: {twice}")
+        both = sorted(set(self.hash) & set(self.drop))
+        if both:
+            raise ValueError(f"pii: columns in both pii.hash and pii.drop: {both}")
+        return self
+
+
 class RegistryConfig(_Strict):
     model_name: str | None = None
     experiment: str | None = None
@@ -303,6 +328,7 @@ class PipelineConfig(_Strict):
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     retries: RetriesConfig = Field(default_factory=RetriesConfig)
+    pii: PiiConfig = Field(default_factory=PiiConfig)
     # filled in by load_pipeline, so that errors raised later can name the file
     source_file: str | None = None
 
@@ -324,6 +350,7 @@ class PipelineConfig(_Strict):
             if metric not in allowed:
                 raise ValueError(f"{key}: metric {metric!r} does not apply to a {self.task} task")
         self._one_role_per_column()
+        self._pii_roles()
         if not self.scoring_id_columns:
             raise ValueError(
                 "batch inference needs id columns to key its predictions: "
@@ -346,6 +373,38 @@ class PipelineConfig(_Strict):
         if clashes:
             described = "; ".join(f"{c!r} is in {' and '.join(k)}" for c, k in clashes.items())
             raise ValueError(f"a column may have one role only: {described}")
+
+    def _pii_roles(self) -> None:
+        """A dropped column has no role; a hashed one is text, so only an id or a category."""
+        roles = {
+            "time_column": [self.time_column],
+            "target": [self.target],
+            "features.numeric": self.features.numeric,
+            "features.categorical": self.features.categorical,
+            "id_columns": self.id_columns,
+            "inference.id_columns": self.inference.id_columns or [],
+        }
+        for key, columns in roles.items():
+            dropped = sorted(set(self.pii.drop) & set(columns))
+            if dropped:
+                raise ValueError(
+                    f"pii.drop: {dropped} also in {key}: a dropped column cannot be used "
+                    "(hash it instead with pii.hash if it is an id)"
+                )
+        for key in ("time_column", "target", "features.numeric"):
+            hashed = sorted(set(self.pii.hash) & set(roles[key]))
+            if hashed:
+                raise ValueError(
+                    f"pii.hash: {hashed} also in {key}: a hashed value is text, so it can "
+                    "only be an id column or a categorical feature"
+                )
+        for column in self.pii.hash:
+            rule = self.expectations.columns.get(column)
+            if rule and (rule.allowed is not None or rule.min is not None or rule.max is not None):
+                raise ValueError(
+                    f"expectations.columns.{column}: allowed/min/max would compare raw values, "
+                    "but pii.hash replaces them with keyed hashes; keep not_null only"
+                )
 
     @property
     def columns(self) -> list[str]:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from continuous_training import inference, registry, storage
+from continuous_training import inference, model_digest, registry, storage
 from continuous_training.config import PipelineConfig
 from continuous_training.inference import PREDICTION
 from continuous_training.sources import Window
@@ -198,13 +198,11 @@ def check_scored_window(
     mlflow_run_id: str,
 ) -> dict[str, Any]:
     """Compare the window's scoring sample with the champion's reference; log and return it."""
-    import mlflow
-
     client = registry.make_client(tracking_uri)
     current = inference.read_sample(parts, pipeline.drift.sample_size)
     if current.empty:
         return {"breach": False, "skipped": f"no rows were scored in {window}"}
-    model = mlflow.sklearn.load_model(registry.model_uri(pipeline.model_name, champion_version))
+    model = model_digest.load_verified(client, pipeline.model_name, champion_version)
     reference = load_reference(client, pipeline.model_name, champion_version)
     result, snapshot = compare(pipeline, score_reference(model, pipeline, reference), current)
     log_report(snapshot, result, mlflow_run_id, client)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from continuous_training import storage
+from continuous_training import pii, storage
 from continuous_training.config import PipelineConfig
 from continuous_training.sources import SourceError, Window
 
@@ -240,6 +240,9 @@ class ScoringJob:
     model_version: str
     airflow_run_id: str
     sample_seed: int
+    # True when the input is a file of the source read as it is (its PII rules are applied
+    # to each batch); False for a snapshot `materialize_input` fetched, already protected.
+    raw_input: bool = True
 
 
 class BottomKSample:
@@ -306,6 +309,8 @@ def score_partition(
     from threadpoolctl import threadpool_limits
 
     settings = job.pipeline.inference
+    # Resolved before the output is opened: a missing PII key fails with nothing written.
+    protect = pii.rules_for(job.pipeline) if job.raw_input else pii.Rules()
     fs, path = url_to_fs(job.input_uri)
     with fs.open(path, "rb") as fh, threadpool_limits(limits=settings.threads_per_task):
         # pre_buffer would keep every row group's bytes until the loop ends: memory would
@@ -317,7 +322,7 @@ def score_partition(
             writer = None
             try:
                 for batch in parquet.iter_batches(settings.batch_size, columns=columns):
-                    table = state.score(batch.to_pandas(), champion)
+                    table = state.score(protect(batch.to_pandas()), champion)
                     if writer is None:
                         writer = pq.ParquetWriter(out, table.schema)
                     writer.write_table(table)

@@ -8,6 +8,7 @@ last-writer-wins, so promotion is a compare-and-set built here around it.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import urllib.error
 import urllib.request
@@ -102,12 +103,38 @@ def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
         ) from None
 
 
+def check_login(client: MlflowClient, tracking_uri: str) -> None:
+    """A server with a login (MLflow's basic-auth app) accepts ours, or the error says whose.
+
+    `/health` needs no login, so `check_reachable` passes on a server that will refuse every
+    other call; this asks for one experiment, which any logged-in user may list.
+    """
+    from mlflow.exceptions import MlflowException
+
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    try:
+        client.search_experiments(max_results=1)
+    except MlflowException as exc:
+        if exc.error_code != "UNAUTHENTICATED":
+            raise
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        refused = f"the password of user {user!r}" if user else "a request without a login"
+        raise RegistryError(
+            f"MLflow tracking server at {tracking_uri} refused {refused} (401): set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or the login and password "
+            "of the Airflow connection mlflow_default"
+        ) from None
+
+
 def make_client(tracking_uri: str) -> MlflowClient:
     import mlflow
 
     check_reachable(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
-    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    check_login(client, tracking_uri)
+    return client
 
 
 def alias_version(client: MlflowClient, model_name: str, alias: str) -> str | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from continuous_training import registry, storage
+from continuous_training import model_digest, registry, storage
 from continuous_training.config import PipelineConfig
 from continuous_training.training import RunInfo, predict_scores
 
@@ -76,10 +76,10 @@ def _baseline_version(client: Any, pipeline: PipelineConfig, candidate_version: 
     return None if replaced in (None, "none") else replaced
 
 
-def _score(model_name: str, version: str, X: pd.DataFrame, task: str) -> tuple[Any, Any]:
-    import mlflow
-
-    model = mlflow.sklearn.load_model(registry.model_uri(model_name, version))
+def _score(
+    client: Any, model_name: str, version: str, X: pd.DataFrame, task: str
+) -> tuple[Any, Any]:
+    model = model_digest.load_verified(client, model_name, version)
     return model, predict_scores(model, X, task)
 
 
@@ -100,14 +100,14 @@ def _score_both(
     from continuous_training import evaluation
 
     X, y = holdout[pipeline.features.all], holdout[pipeline.target].to_numpy()
-    model, challenger = _score(pipeline.model_name, version, X, pipeline.task)
+    model, challenger = _score(client, pipeline.model_name, version, X, pipeline.task)
     latency = evaluation.measure_latency_ms_per_1k(
         lambda frame: predict_scores(model, frame, pipeline.task), X.head(LATENCY_SAMPLE_ROWS)
     )
     champion_version = _baseline_version(client, pipeline, version)
     champion = None
     if champion_version is not None:
-        _, champion = _score(pipeline.model_name, champion_version, X, pipeline.task)
+        _, champion = _score(client, pipeline.model_name, champion_version, X, pipeline.task)
     context = evaluation.build_gate_context(
         pipeline.gates, pipeline.task, y, challenger, champion, challenger_latency_ms_per_1k=latency
     )

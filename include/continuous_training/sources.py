@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from continuous_training import pii
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -163,6 +165,7 @@ def fetch_window(source: DataSource, pipeline: PipelineConfig, window: Window) -
     The time column is converted to UTC `datetime64[ns]`, rows outside the window are
     dropped, and rows are sorted by (time column, id columns) with a fresh index, so the
     same window always yields the same frame whatever order the source returned.
+    First of all, the `pii` rules of the config hash or drop personal data (`pii.apply`).
     """
     import pandas as pd
 
@@ -171,6 +174,8 @@ def fetch_window(source: DataSource, pipeline: PipelineConfig, window: Window) -
         raise SourceError(
             f"{type(source).__name__}.fetch returned {type(df).__name__}, not a DataFrame"
         )
+    # Personal data is hashed or dropped here, before anything downstream can write it.
+    df = pii.apply(df, pipeline)
     times = _utc_times(df, pipeline.time_column, type(source).__name__)
     inside = (times >= window.start) & (times < window.end)
     df = df.assign(**{pipeline.time_column: times})[inside.to_numpy()]

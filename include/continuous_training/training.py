@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from continuous_training import registry, storage
+from continuous_training import model_digest, registry, storage
 from continuous_training.config import PipelineConfig
 
 if TYPE_CHECKING:
@@ -458,7 +458,8 @@ def _register(
         skops_trusted_types=skops_trusted_types(model),
     )
     # Tags go in with the registration itself, so a retry can always find this version
-    # by its Airflow run id: a crash can never leave an untagged orphan version.
+    # by its Airflow run id: a crash can never leave an untagged orphan version. The digest
+    # is of the files as the server holds them, what every later load is checked against.
     registered = mlflow.register_model(
         info.model_uri,
         pipeline.model_name,
@@ -466,6 +467,7 @@ def _register(
             **run.registration_tags(),
             registry.TAG_TRAIN_SHA: splits["train"]["sha256"],
             registry.TAG_GIT_SHA: git_sha(),
+            model_digest.TAG_MODEL_SHA: model_digest.digest_of(info.model_uri),
         },
     )
     version = str(registered.version)

@@ -69,10 +69,14 @@ def api(stack: NativeStack) -> Iterator[AirflowApi]:
 
 
 @pytest.fixture(scope="package")
-def mlflow(stack: NativeStack) -> Any:
+def mlflow(stack: NativeStack) -> Iterator[Any]:
     from mlflow import MlflowClient
 
-    return MlflowClient(stack.settings.mlflow_url)
+    variables = stack.settings.variables
+    with pytest.MonkeyPatch.context() as patch:  # MLflow's basic-auth app: the login of .env
+        patch.setenv("MLFLOW_TRACKING_USERNAME", variables["MLFLOW_ADMIN_USERNAME"])
+        patch.setenv("MLFLOW_TRACKING_PASSWORD", variables["MLFLOW_ADMIN_PASSWORD"])
+        yield MlflowClient(stack.settings.mlflow_url)
 
 
 @pytest.fixture(scope="package")

@@ -126,6 +126,11 @@ class Settings:
             "AIRFLOW_API_SECRET_KEY": secrets.token_hex(32),
             "AIRFLOW_ADMIN_USERNAME": "ct-operator",
             "AIRFLOW_ADMIN_PASSWORD": secrets.token_hex(12),
+            "MLFLOW_AUTH_DB_NAME": f"{db}_mlflow_auth",
+            "MLFLOW_ADMIN_USERNAME": "ct-mlflow-admin",
+            "MLFLOW_ADMIN_PASSWORD": secrets.token_hex(16),
+            "MLFLOW_FLASK_SECRET_KEY": secrets.token_hex(32),
+            "CT_PII_HASH_KEY": secrets.token_hex(32),
             "CT_GIT_SHA": "stack-test",
         }
         worker_log_ports = [free_port() for _ in range(WORKER_REPLICAS)]
@@ -440,7 +445,7 @@ class NativeStack:
             "PGHOST": "127.0.0.1",
             "PGPORT": str(self.settings.postgres_port),
         }
-        self.databases_created.append(variables["MLFLOW_DB_NAME"])
+        self.databases_created += [variables["MLFLOW_DB_NAME"], variables["MLFLOW_AUTH_DB_NAME"]]
         result = subprocess.run(
             ["bash", str(ROOT / "docker" / "postgres-init.sh")],
             env=env,

@@ -16,7 +16,7 @@ from tests.stack import compose, native
 from tests.stack.compose import ROOT, ComposeError, NativeMap
 from tests.stack.native import NativeService, Settings
 
-SECRET_KEY = re.compile(r"(PASSWORD|SECRET|FERNET_KEY|SECRET_KEY)$")
+SECRET_KEY = re.compile(r"(PASSWORD|SECRET|FERNET_KEY|SECRET_KEY|HASH_KEY)$")
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +95,11 @@ def test_only_one_shot_services_lack_a_healthcheck(services: dict[str, compose.S
 
 
 def _expected_argv(service: compose.Service, mapping: NativeMap) -> list[str]:
-    """What the image would run: its entrypoint's program, else `bash ...`, else `airflow ...`."""
+    """What the image would run: its entrypoint after dumb-init's `--`, else `bash ...`, else
+    `airflow ...`."""
     if service.entrypoint:
-        argv = [service.entrypoint[-1], *service.command]
+        entry = service.entrypoint
+        argv = [*entry[entry.index("--") + 1 :], *service.command]
     elif service.command[0] == "bash":
         argv = list(service.command)
     else:
@@ -214,21 +216,47 @@ def test_mlflow_serves_artifacts_from_its_own_database(
     command = services["mlflow"].command
     assert "--serve-artifacts" in command
     assert "--allowed-hosts" in command and "--artifacts-destination" in command
-    backend = command[command.index("--backend-store-uri") + 1]
+    # The URL holds the database password: from the environment, never an argument.
+    assert "--backend-store-uri" not in command
+    env = services["mlflow"].environment
+    backend, auth = env["MLFLOW_BACKEND_STORE_URI"], env["MLFLOW_AUTH_DATABASE_URI"]
     airflow_db = services["airflow-init"].environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    assert (
-        backend.startswith("postgresql")
-        and backend.rsplit("/", 1)[1] != airflow_db.rsplit("/", 1)[1]
-    )
+    databases = [url.rsplit("/", 1)[1] for url in (backend, auth, airflow_db)]
+    assert backend.startswith("postgresql") and auth.startswith("postgresql")
+    assert len(set(databases)) == 3, databases
 
 
-def test_postgres_creates_the_mlflow_database_on_first_start() -> None:
+def test_mlflow_needs_a_login_and_the_workers_have_it(
+    services: dict[str, compose.Service], planned: list[NativeService]
+) -> None:
+    """Compose and the native stack run MLflow's basic-auth app with the admin login of .env."""
+    mlflow = services["mlflow"]
+    assert mlflow.command[mlflow.command.index("--app-name") + 1] == "basic-auth"
+    assert mlflow.entrypoint[-1] == "/opt/ct/docker/mlflow-server.sh"
+    assert mlflow.healthcheck[-1].endswith(":5000/health")  # the one route without a login
+    env = mlflow.environment
+    for key in ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        assert env[key], key
+    worker = services[native.WORKER_SERVICE].environment
+    assert worker["MLFLOW_TRACKING_USERNAME"] == env["MLFLOW_AUTH_ADMIN_USERNAME"]
+    assert worker["MLFLOW_TRACKING_PASSWORD"] == env["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    [server] = [spec for spec in planned if spec.service == "mlflow"]
+    assert server.argv[:2] == [native.program("bash"), str(ROOT / "docker" / "mlflow-server.sh")]
+    assert server.argv[2:5] == ["server", "--app-name", "basic-auth"]
+    for spec in planned:
+        if spec.service == native.WORKER_SERVICE:
+            assert spec.env["MLFLOW_TRACKING_PASSWORD"] == server.env["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    raw = compose.load()["services"]
+    assert "MLFLOW_TRACKING_PASSWORD" not in raw["airflow-scheduler"].get("environment", {})
+
+
+def test_postgres_creates_the_mlflow_databases_on_first_start() -> None:
     postgres = compose.load()["services"]["postgres"]
     assert (
         "./docker/postgres-init.sh:/docker-entrypoint-initdb.d/10-mlflow-db.sh:ro"
         in (postgres["volumes"])
     )
-    assert "MLFLOW_DB_NAME" in postgres["environment"]
+    assert {"MLFLOW_DB_NAME", "MLFLOW_AUTH_DB_NAME"} <= set(postgres["environment"])
 
 
 # --------------------------------------------------------------------------- secrets
@@ -262,12 +290,15 @@ def test_env_example_sets_every_required_variable_and_no_secret() -> None:
 
 def test_the_compose_file_holds_no_secret(services: dict[str, compose.Service]) -> None:
     raw = compose.load()
-    common = raw["x-airflow-common"]["environment"]
-    for key, value in common.items():
-        if SECRET_KEY.search(key):
-            assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]*\}", str(value)), key
-    for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"):
-        assert "${POSTGRES_PASSWORD:?" in common[key], key
+    environments = [raw["x-airflow-common"]["environment"]] + [
+        spec.get("environment") or {} for spec in raw["services"].values()
+    ]
+    for environment in environments:
+        for key, value in environment.items():
+            if SECRET_KEY.search(key):
+                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]*\}", str(value)), key
+            if "@postgres:" in str(value):  # a database URL: its password from .env
+                assert "${POSTGRES_PASSWORD:?" in str(value), key
 
 
 def test_env_is_ignored_by_git() -> None:

@@ -75,9 +75,14 @@ def test_the_trigger_params_reach_the_tasks(
     assert fetched["uri"].startswith(str(stack.settings.data_root)), fetched["uri"]
 
 
-def test_the_champion_is_in_mlflow(stack: NativeStack, weekly_run: dict[str, Any]) -> None:
+def test_the_champion_is_in_mlflow(
+    stack: NativeStack, weekly_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlflow import MlflowClient
 
+    variables = stack.settings.variables  # MLflow's basic-auth app: the login of .env
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", variables["MLFLOW_ADMIN_USERNAME"])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", variables["MLFLOW_ADMIN_PASSWORD"])
     client = MlflowClient(stack.settings.mlflow_url)
     champion = client.get_model_version_by_alias(MODEL, "champion")
     assert champion.tags["ct.decision"] == "promoted"

@@ -161,5 +161,13 @@ def _with_training_days(config: PipelineConfig, days: Any) -> WindowsConfig:
         raise ConfigError(f"params.training_window_days: {days!r}: {reason}") from None
 
 
+def require_pii_key(config: PipelineConfig) -> None:
+    """A pipeline that hashes PII fails at once without its key: no retry brings the key."""
+    from continuous_training import pii
+
+    with failing_at_once(pii.PiiError):
+        pii.rules_for(config)
+
+
 def fetch_start(config: PipelineConfig, end: datetime) -> datetime:
     return end - timedelta(days=config.windows.training_days + config.windows.holdout_days)

@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from continuous_training.operators.base import PipelineOperator
+from continuous_training.operators.base import PipelineOperator, require_pii_key
 from continuous_training.operators.links import MLflowRunLink
 from continuous_training.operators.retraining import connection_uri
 
@@ -58,6 +58,7 @@ class PinChampion(PipelineOperator):
             )
         challenger = registry.alias_version(client, config.model_name, registry.CHALLENGER)
         shadow = challenger if config.inference.shadow and challenger != champion else None
+        digests = self._verify(client, config.model_name, [champion, shadow])
         end = self.window_end(context)
         start = end - timedelta(days=config.inference.window_days)
         run_id = registry.find_or_create_run(
@@ -79,12 +80,22 @@ class PinChampion(PipelineOperator):
         return {
             "model_name": config.model_name,
             "champion_version": champion,
+            "champion_sha256": digests[champion],
             "challenger_version": shadow,
             "window_start": start.isoformat(),
             "window_end": end.isoformat(),
             "mlflow_run_id": run_id,
             "mlflow_run_url": registry.run_url(tracking_uri, experiment_id, run_id),
         }
+
+    def _verify(self, client: Any, name: str, versions: list[str | None]) -> dict[str, str]:
+        """Refuse a run whose models' files changed since registration, before any scoring."""
+        from continuous_training import model_digest
+
+        try:
+            return {v: model_digest.verify(client, name, v) for v in versions if v is not None}
+        except model_digest.ModelDigestError as exc:
+            raise AirflowFailException(str(exc)) from None
 
 
 class ListPartitions(PipelineOperator):
@@ -123,6 +134,8 @@ class ScorePartition(PipelineOperator):
         from continuous_training import inference
 
         config = self.config(context)
+        require_pii_key(config)
+        champion, shadow = self._models()  # verified before anything is read or written
         partition = inference.Partition.from_json(self.partition)
         window = pinned_window(self.pinned)
         conn_id = config.scoring_source.conn_id
@@ -136,27 +149,28 @@ class ScorePartition(PipelineOperator):
             model_version=self.pinned["champion_version"],
             airflow_run_id=context["run_id"],
             sample_seed=inference.sample_seed(config.name, window, partition.key),
+            raw_input=partition.path is not None,
         )
         result = inference.score_partition(
-            job, *self._models(config), progress=self._log_progress(partition.key)
+            job, champion, shadow, progress=self._log_progress(partition.key)
         )
         self.log.info("partition %s: %d rows -> %s", partition.key, result["rows"], result["uri"])
         return {**result, "key": partition.key}
 
-    def _models(self, config: Any) -> tuple[Any, tuple[str, Any] | None]:
-        import mlflow
+    def _models(self) -> tuple[Any, tuple[str, Any] | None]:
+        """The pinned champion (and shadow), each loaded from a copy that matched its digest."""
+        from continuous_training import model_digest, registry
 
-        from continuous_training import registry
-
-        registry.make_client(self.tracking_uri())  # checks the server, sets the tracking URI
+        client = registry.make_client(self.tracking_uri())
         name = self.pinned["model_name"]
-        champion = mlflow.sklearn.load_model(
-            registry.model_uri(name, self.pinned["champion_version"])
-        )
-        shadow = self.pinned.get("challenger_version")
-        if not shadow:
-            return champion, None
-        return champion, (shadow, mlflow.sklearn.load_model(registry.model_uri(name, shadow)))
+        try:
+            champion = model_digest.load_verified(client, name, self.pinned["champion_version"])
+            shadow = self.pinned.get("challenger_version")
+            if not shadow:
+                return champion, None
+            return champion, (shadow, model_digest.load_verified(client, name, shadow))
+        except model_digest.ModelDigestError as exc:
+            raise AirflowFailException(str(exc)) from None
 
     def _log_progress(self, key: str) -> Any:
         def report(done: int, total: int) -> None:
@@ -222,7 +236,7 @@ class CheckDrift(PipelineOperator):
         self.published = published
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from continuous_training import drift
+        from continuous_training import drift, model_digest
 
         config = self.config(context)
         try:
@@ -234,7 +248,7 @@ class CheckDrift(PipelineOperator):
                 self.tracking_uri(),
                 self.pinned["mlflow_run_id"],
             )
-        except drift.DriftInputError as exc:
+        except (drift.DriftInputError, model_digest.ModelDigestError) as exc:
             raise AirflowFailException(str(exc)) from None
         if "skipped" in summary:
             self.log.info("drift check skipped: %s", summary["skipped"])

@@ -17,6 +17,7 @@ from continuous_training.operators.base import (
     PipelineOperator,
     failing_at_once,
     fetch_start,
+    require_pii_key,
     trigger_of,
 )
 from continuous_training.operators.links import MLflowRunLink
@@ -79,6 +80,7 @@ class FetchData(PipelineOperator):
         run_options(context)  # a bad trigger form fails before any work
         with failing_at_once(*BAD_INPUT):
             config = self.config(context)
+            require_pii_key(config)
             training.check_model(config)  # a bad model.estimator fails now, not after the data
             end = self.window_end(context)
             window = sources.Window(fetch_start(config, end), end)
@@ -177,9 +179,10 @@ class EvaluateAgainstChampion(PipelineOperator):
         self.candidate = candidate
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from continuous_training.model_digest import ModelDigestError
         from continuous_training.retraining import evaluate_candidate
 
-        with failing_at_once(*BAD_INPUT):
+        with failing_at_once(*BAD_INPUT, ModelDigestError):  # changed files do not heal
             evaluated = evaluate_candidate(
                 self.config(context), self.candidate, self.tracking_uri()
             )
@@ -198,10 +201,12 @@ class Promote(PipelineOperator):
         self.trigger = trigger
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from continuous_training.model_digest import ModelDigestError
         from continuous_training.registry import ChampionChangedError
         from continuous_training.retraining import promote_candidate
 
-        try:
+        # A re-evaluation (the champion moved) loads models too: changed files do not heal.
+        with failing_at_once(ChampionChangedError, ModelDigestError):
             outcome = promote_candidate(
                 self.config(context),
                 self.evaluation,
@@ -209,8 +214,6 @@ class Promote(PipelineOperator):
                 run_info(context, self.trigger, self.window_end(context)),
                 self.tracking_uri(),
             )
-        except ChampionChangedError as exc:
-            raise AirflowFailException(str(exc)) from None
         self.log.info(
             "%s version %s: %s", outcome["decision"], outcome["model_version"], outcome["reason"]
         )
