@@ -84,7 +84,7 @@ REFERENCE_VALUES = {
     r"^\\?\$\(?[A-Za-z_({/]": "shell variable or command substitution: made at run time",
     r"^<[^>]*>$": "a placeholder in documentation, e.g. <AIRFLOW_ADMIN_PASSWORD>",
     r"^%\(\w+\)s$|^\{[^{}]*\}$|^\{\{.*\}\}$": "a template or f-string field, filled at run time",
-    r"^(?:none|null|true|false|\*+|\.\.\.|x+)$": "not a value",
+    r"^(?i:none|null|true|false|\*+|\.\.\.|x+)$": "not a value",
     r"^(?:/|\./|~/)[\w./-]+$": "a file path: where a secret is kept, not the secret",
     r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$": "an environment variable's name, e.g. POSTGRES_PASSWORD",
     r"^.*\s": "prose: keys and generated passwords are one word",
@@ -140,16 +140,24 @@ def entropy(value: str) -> float:
 
 
 def looks_random(value: str) -> bool:
-    """Long, one token, and as random as a key: hex ~4 bits/char, base64 ~5-6."""
+    """Long, one token, and as random as a generated key.
+
+    Hex (digests, `token_hex`) needs 32 characters; other tokens (base64, `token_urlsafe`) need
+    upper, lower and digits with close to the entropy random characters of that length have,
+    or, with two of those classes only, a lot of it (so `HistGradientBoostingClassifier` passes).
+    """
     if len(value) < MIN_RANDOM_CHARS or not RANDOM_CHARSET.match(value):
         return False
+    if re.fullmatch(r"[0-9a-f]+|[0-9A-F]+", value):
+        return len(value) >= 32 and entropy(value) >= 2.8
     classes = sum(bool(re.search(p, value)) for p in ("[a-z]", "[A-Z]", "[0-9]"))
-    threshold = 3.0 if re.fullmatch(r"[0-9a-f]+", value) else 4.0
-    return classes >= 2 and entropy(value) >= threshold
+    if classes == 3:
+        return entropy(value) >= min(4.0, 0.8 * math.log2(len(value)))
+    return classes == 2 and entropy(value) >= 4.5
 
 
 def is_reference(value: str) -> bool:
-    return any(re.match(p, value, re.I) for p in REFERENCE_VALUES)
+    return any(re.match(p, value) for p in REFERENCE_VALUES)
 
 
 def literal(raw: str, literal_bare: bool) -> str | None:

@@ -82,7 +82,7 @@ def planted() -> list[tuple[str, str, str]]:
         ("crypto.py", f"cfg = {{'fernet': '{Fernet.generate_key().decode()}'}}", "fernet-key"),
         ("auth.yml", f"jwt_{SECRET}: {secrets.token_hex(32)}", "generic-assignment"),
         ("client.md", f"curl -H 'Authorization: Bearer {fake_jwt()}'", "jwt"),
-        ("salt.py", f'SALT = "{secrets.token_urlsafe(24)}"', "high-entropy-assignment"),
+        ("salt.py", f'SALT = "{secrets.token_urlsafe(32)}"', "high-entropy-assignment"),
         ("db.cfg", f"url = postgresql://airflow:{random_word(12)}@db:5432/x", "url-password"),
         (
             "setup_env.py",
@@ -145,7 +145,8 @@ def test_an_allowed_literal_is_allowed_only_where_listed(tmp_path: Path) -> None
 
 
 def test_high_entropy_needs_length_and_randomness() -> None:
-    assert secret_scan.looks_random(secrets.token_urlsafe(24))
+    assert secret_scan.looks_random(secrets.token_urlsafe(32))
     assert secret_scan.looks_random(secrets.token_hex(32))
     assert not secret_scan.looks_random("churn_weekly_retraining")
+    assert not secret_scan.looks_random("HistGradientBoostingClassifier")
     assert not secret_scan.looks_random("a" * 40)
