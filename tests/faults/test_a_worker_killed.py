@@ -12,8 +12,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from continuous_training.storage import sha256_of
 from tests.faults.conftest import RUN_TIMEOUT, WEEKLY
-from tests.faults.waiting import instances, run_folder, running, sha256, until, worker_on
+from tests.faults.waiting import instances, run_folder, running, until, worker_on
 from tests.stack.airflow_api import AirflowApi
 from tests.stack.native import NativeStack
 from tests.stack.runs import trigger_then_unpause
@@ -32,16 +33,12 @@ def test_worker_killed_while_training(
 ) -> None:
     run_id = api.trigger(WEEKLY, SAME_WINDOW_AS_V1)
     # The split is written right before the fit starts.
-    split = until(
-        "the training split",
-        lambda: (run_folder(stack, "churn", run_id) / "train.parquet").exists(),
-        RUN_TIMEOUT,
-    )
-    assert split
+    split = run_folder(stack, "churn", run_id) / "train.parquet"
+    until("the training split", split.exists, RUN_TIMEOUT)
     [task] = until(
         "train_candidate running", lambda: running(api, WEEKLY, run_id, "train_candidate"), 60
     )
-    killed_split = sha256(run_folder(stack, "churn", run_id) / "train.parquet")
+    killed_split = sha256_of(str(split))
     stack.kill(worker_on(stack, task["hostname"]))
 
     run = api.wait_for_run(WEEKLY, run_id, RUN_TIMEOUT)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,10 +41,6 @@ def worker_on(stack: NativeStack, hostname: str) -> str:
     """The native instance (e.g. `airflow-worker-2`) that a task instance's hostname names."""
     [name] = [w.name for w in stack.workers() if w.hostname == hostname]
     return name
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def run_folder(stack: NativeStack, pipeline: str, run_id: str) -> Path:

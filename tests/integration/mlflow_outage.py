@@ -71,10 +71,6 @@ class MlflowOutage:
                 stop_process_group(self._server)
                 self._server = None
 
-    @property
-    def running(self) -> bool:
-        return self._relay is not None
-
     def arm(self, stop_at: StopAt) -> None:
         self.stop_at, self.stopped_by = stop_at, None
 
