@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,10 +112,26 @@ def verify(client: MlflowClient, model_name: str, version: str) -> str:
         return _verified_copy(client, model_name, version, Path(tmp))[1]
 
 
+def import_skops() -> Any:
+    """`skops.io`, the format MLflow keeps sklearn models in, imported without a warning flood.
+
+    On import, skops looks every scipy.special ufunc up in every loaded module. In a task
+    process that includes Airflow's deprecated-name shims, and each lookup there warns:
+    1,160 "attribute is deprecated" lines, 99% of the log of every task that saves or loads
+    a model. They say nothing about the task; the scan itself still runs (about 2 s).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"skops\.io\._utils")
+        import skops.io
+
+    return skops.io
+
+
 def load_verified(client: MlflowClient, model_name: str, version: str) -> Any:
     """The sklearn model of a version, loaded from a local copy that matched its digest."""
     import mlflow
 
+    import_skops()
     with tempfile.TemporaryDirectory(prefix="ct-model-") as tmp:
         local, _ = _verified_copy(client, model_name, version, Path(tmp))
         return mlflow.sklearn.load_model(str(local))

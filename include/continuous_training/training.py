@@ -479,7 +479,7 @@ def _register(
 def skops_trusted_types(model: Any) -> list[str] | None:
     """Types skops must accept to load the model back; computed, not hand-listed."""
     try:
-        import skops.io as sio
+        sio = model_digest.import_skops()
     except ImportError:
         return None
     return sio.get_untrusted_types(data=sio.dumps(model))

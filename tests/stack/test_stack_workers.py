@@ -48,6 +48,44 @@ def test_both_workers_took_tasks(
     assert {ti["hostname"] for ti in tis if ti["hostname"]} == worker_hostnames(stack)
 
 
+def task_log_events(stack: NativeStack) -> dict[str, list[dict[str, Any]]]:
+    """Each task attempt's log (JSON lines, as the workers wrote them), by its path."""
+    logs = stack.settings.airflow_home / "logs"
+    return {
+        str(path.relative_to(logs)): [_event(line) for line in path.read_text().splitlines()]
+        for path in sorted(logs.glob("dag_id=*/**/attempt=*.log"))
+    }
+
+
+def _event(line: str) -> dict[str, Any]:
+    try:
+        return json.loads(line)
+    except ValueError:  # a line a library printed past the log handler
+        return {"event": line}
+
+
+def is_noise(event: dict[str, Any]) -> bool:
+    """Lines of the libraries' imports, not of the task: what the toolkit silences."""
+    if event.get("logger") == "py.warnings":  # skops' module scan meeting Airflow's shims
+        return event.get("category") == "DeprecatedImportWarning"
+    return event.get("logger") == "great_expectations._docs_decorators"
+
+
+def test_task_logs_hold_what_the_tasks_did_not_import_noise(
+    stack: NativeStack, api: AirflowApi, weekly_run: dict[str, Any], batch_run_id: str
+) -> None:
+    api.wait_for_run(BATCH, batch_run_id, RUN_TIMEOUT)
+    logs = task_log_events(stack)
+    # the tasks that save, load and validate models and data all left a log
+    for task in ("validate", "train_candidate", "evaluate_vs_champion", "score_partition"):
+        assert any(f"task_id={task}/" in path for path in logs), (task, sorted(logs))
+    noise = {
+        path: [event["event"] for event in events if is_noise(event)][:3]
+        for path, events in logs.items()
+    }
+    assert {path: lines for path, lines in noise.items() if lines} == {}
+
+
 def test_the_broker_keys_carry_the_runs_prefix(stack: NativeStack) -> None:
     """What teardown deletes: Celery's keys under this run's prefix in its Redis database."""
     assert stack.redis_keys(), f"no key under {stack.settings.redis_prefix!r}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,32 @@ def test_a_version_without_a_digest_is_refused_with_the_way_out() -> None:
     with pytest.raises(ModelDigestError, match=r"has no ct\.model_sha256 tag") as error:
         model_digest._check("churn", "1", None, "b" * 64)
     assert "record-digest churn 1" in str(error.value)
+
+
+# What a worker's task process has loaded before our code runs; then skops, as each way in.
+TASK_PROCESS_IMPORT = """
+import json, sys, warnings
+import airflow.sdk.execution_time.task_runner
+warnings.simplefilter("always")
+shown = []
+warnings.showwarning = lambda message, category, *rest, **kw: shown.append(category.__name__)
+if sys.argv[1] == "toolkit":
+    from continuous_training import model_digest
+    model_digest.import_skops()
+import skops.io
+print(json.dumps(shown))
+"""
+
+
+@pytest.mark.parametrize(("way", "floods"), [("plain", True), ("toolkit", False)])
+def test_skops_imports_without_airflow_deprecation_warnings(way: str, floods: bool) -> None:
+    """Plainly imported in a task process, skops warns 1,160 times; through the toolkit, never."""
+    out = subprocess.run(
+        [sys.executable, "-c", TASK_PROCESS_IMPORT, way],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    shown = json.loads(out.stdout.strip().splitlines()[-1])
+    assert ("DeprecatedImportWarning" in shown) is floods, shown[:5]
