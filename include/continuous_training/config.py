@@ -254,7 +254,7 @@ class InferenceConfig(_Strict):
     `partition_hours`.
     """
 
-    schedule: str = "0 3 * * *"
+    schedule: str | None = "0 3 * * *"  # null: no schedule, runs only when triggered
     source: SourceConfig | None = None
     id_columns: list[str] | None = None
     window_days: int = Field(1, gt=0, le=366)
@@ -313,7 +313,7 @@ class PipelineConfig(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
     owner: str = "ml-platform"
-    schedule: str = "0 2 * * 0"
+    schedule: str | None = "0 2 * * 0"  # null: no schedule, retrains only when triggered
     task: Literal["classification", "regression"] = "classification"
     source: SourceConfig = Field(default_factory=SourceConfig)
     target: str

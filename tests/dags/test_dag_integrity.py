@@ -268,6 +268,20 @@ def test_retries_come_from_the_yaml() -> None:
         assert {(t.retries, t.retry_delay) for t in dag.tasks} == {(5, timedelta(seconds=7))}
 
 
+def test_a_null_schedule_leaves_retraining_and_inference_to_be_triggered() -> None:
+    from airflow.sdk.definitions.timetables.simple import NullTimetable
+
+    from continuous_training.dag_factory import build_dags
+    from tests.integration.dag_runs import write_pipeline
+
+    path = write_pipeline("churn_manual", schedule=None, inference={"schedule": None})
+    dags = build_dags(load_pipeline(path))
+    for kind in ("weekly_retraining", "batch_inference"):
+        assert isinstance(dags[f"churn_manual_{kind}"].timetable, NullTimetable), kind
+    # the drift retraining keeps its asset schedule
+    assert dags["churn_manual_drift_retraining"].timetable.asset_condition is not None
+
+
 def test_weekly_retraining_owner_is_the_configs(weekly: Any, pipeline: PipelineConfig) -> None:
     assert {t.owner for t in weekly.tasks} == {pipeline.owner}
 

@@ -1,9 +1,10 @@
 """One native stack (docker-compose.yaml's topology) on a PostgreSQL server of its own.
 
 The fault tests kill workers and restart the database, so they get a stack of their own:
-restarting the machine's PostgreSQL would cut every other user of it. The pipelines retry
-after 5 s instead of 5 minutes, and the scheduler fails a silent task after 20 s instead of
-5 minutes; training and scoring get enough rows to be caught in the middle.
+restarting the machine's PostgreSQL would cut every other user of it. The pipelines have no
+schedule (the tests trigger every run) and retry after 5 s instead of 5 minutes, the
+scheduler fails a silent task after 20 s instead of 5 minutes, and training and scoring get
+enough rows to be caught in the middle.
 """
 
 from __future__ import annotations
@@ -27,14 +28,22 @@ HEARTBEAT_TIMEOUT = 20
 RUN_TIMEOUT = 600
 WEEKLY = "churn_weekly_retraining"
 BEFORE_DRIFT = "2026-03-01T02:00:00Z"
+# No schedules: every run here is triggered by the test. A scheduled DAG that is unpaused
+# gets a catch-up run of its latest tick, created once the DAG's one active run ends, so it
+# would run after the test's own run and could promote behind the test's back.
 PIPELINES: dict[str, dict[str, Any]] = {
     "churn": {
+        "schedule": None,
         "retries": RETRIES,
         "source": {"rows_per_day": 2000},  # a fit of a few seconds: long enough to be killed in
-        "inference": {"source": {"rows_per_day": 200_000}, "batch_size": 2000},
+        "inference": {
+            "schedule": None,
+            "source": {"rows_per_day": 200_000},
+            "batch_size": 2000,
+        },
     },
     # a second pipeline beside the first: other data, its own registered model and folders
-    "churn_b": {"retries": RETRIES, "source": {"seed": 99}},
+    "churn_b": {"schedule": None, "retries": RETRIES, "source": {"seed": 99}},
 }
 
 _RUNNING: list[NativeStack] = []
