@@ -55,9 +55,14 @@ def drop_catchup_runs(api: AirflowApi, dag_id: str, wait: float = 0) -> None:
         ]
         for run in queued:
             api.mark_run(dag_id, run["dag_run_id"], "failed", CATCHUP_NOTE)
-        if queued or time.monotonic() > deadline or api.dag(dag_id)["timetable_summary"] is None:
+        if queued or time.monotonic() > deadline or not has_schedule(api, dag_id):
             return
         time.sleep(1)
+
+
+def has_schedule(api: AirflowApi, dag_id: str) -> bool:
+    # Airflow stores the summary of `schedule=None` as the string "None".
+    return api.dag(dag_id)["timetable_summary"] not in (None, "None")
 
 
 def worker_hostnames(stack: NativeStack) -> set[str]:
