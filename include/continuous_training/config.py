@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from continuous_training.errors import BadInputError
+
 DEFAULT_PIPELINES_DIR = Path(__file__).resolve().parents[1] / "pipelines"
 
 HIGHER_IS_BETTER = {"roc_auc", "average_precision", "accuracy", "f1", "r2"}
@@ -30,7 +32,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SQL_PARAM_TYPES = (str, int, float, bool, date, datetime, type(None))
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInputError):
     """A pipeline YAML is malformed or inconsistent; the message names the file and key."""
 
 

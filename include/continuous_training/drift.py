@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from continuous_training import inference, model_digest, registry, storage
 from continuous_training.config import PipelineConfig
+from continuous_training.errors import BadInputError
 from continuous_training.inference import PREDICTION
 from continuous_training.sources import Window
 
@@ -33,7 +34,7 @@ SUMMARY_ARTIFACT = "drift/summary.json"
 _COLUMN_TEST = re.compile(r"^Value Drift for column (?P<column>.+)$")
 
 
-class DriftInputError(ValueError):
+class DriftInputError(BadInputError):
     """The drift check has nothing to compare; the message says which side is missing."""
 
 

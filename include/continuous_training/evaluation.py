@@ -27,6 +27,7 @@ from continuous_training.config import (
     LOWER_IS_BETTER,
     REGRESSION_METRICS,
 )
+from continuous_training.errors import BadInputError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,7 +45,7 @@ _CHUNK_CELLS = 4_000_000
 _FLOAT_SLACK = 1e-12
 
 
-class EvaluationError(ValueError):
+class EvaluationError(BadInputError):
     """The holdout, the predictions or the gate configuration cannot be evaluated."""
 
 

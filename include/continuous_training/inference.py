@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from continuous_training import pii, storage
 from continuous_training.config import PipelineConfig
+from continuous_training.errors import BadInputError
 from continuous_training.sources import SourceError, Window
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ SAMPLE_KEY = "_sample_key"
 DATE_PLACEHOLDER = "{date}"
 
 
-class PartitionError(ValueError):
+class PartitionError(BadInputError):
     """The window cannot be split as configured; the message names the key to change."""
 
 

@@ -36,7 +36,7 @@ CLIENT_WRITTEN = frozenset({"registered_model_meta"})
 _CHUNK = 1 << 20
 
 
-class ModelDigestError(registry.RegistryError):
+class ModelDigestError(registry.RegistryRefusedError):
     """A model version's files do not match its recorded digest, or it has none."""
 
 

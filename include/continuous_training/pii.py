@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from continuous_training.errors import BadInputError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 MIN_KEY_CHARS = 32
 
 
-class PiiError(ValueError):
+class PiiError(BadInputError):
     """The PII rules cannot be applied; the message names the key or variable to fix."""
 
 

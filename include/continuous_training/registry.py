@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from continuous_training.errors import BadInputError
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
@@ -54,7 +56,11 @@ class RegistryError(RuntimeError):
     """The registry is unreachable or in a state that forbids the requested change."""
 
 
-class ChampionChangedError(RegistryError):
+class RegistryRefusedError(RegistryError, BadInputError):
+    """The registry's state forbids the change asked for; no retry changes that."""
+
+
+class ChampionChangedError(RegistryRefusedError):
     """The champion moved between evaluation and promotion; nothing was promoted."""
 
     def __init__(self, message: str, now_champion: str | None = None):
@@ -120,7 +126,7 @@ def check_login(client: MlflowClient, tracking_uri: str) -> None:
             raise
         user = os.environ.get("MLFLOW_TRACKING_USERNAME")
         refused = f"the password of user {user!r}" if user else "a request without a login"
-        raise RegistryError(
+        raise RegistryRefusedError(
             f"MLflow tracking server at {tracking_uri} refused {refused} (401): set "
             "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or the login and password "
             "of the Airflow connection mlflow_default"
@@ -378,10 +384,12 @@ def rollback(
     written first and the alias moved last, with the same compare-and-set as a promotion.
     """
     if not reason.strip():
-        raise RegistryError("a rollback needs a reason (params.reason)")
+        raise RegistryRefusedError("a rollback needs a reason (params.reason)")
     current = alias_version(client, model_name, CHAMPION)
     if current is None:
-        raise RegistryError(f"model {model_name} has no champion: there is nothing to roll back")
+        raise RegistryRefusedError(
+            f"model {model_name} has no champion: there is nothing to roll back"
+        )
     current_tags = version_tags(client, model_name, current)
     if current_tags.get(f"{TAG_ROLLBACK}airflow_run_id") == airflow_run_id:
         # A retry of a rollback that already switched: done, do not roll forward again.
@@ -389,7 +397,7 @@ def rollback(
         return {"model_name": model_name, "champion": current, "replaced_version": replaced}
     target = to_version or replaced_by(current_tags)
     if target is None:
-        raise RegistryError(
+        raise RegistryRefusedError(
             f"champion version {current} of {model_name} replaced no earlier version: "
             "give params.to_version"
         )
@@ -418,14 +426,14 @@ def _check_rollback_target(
     from mlflow.exceptions import MlflowException
 
     if target == current:
-        raise RegistryError(f"version {target} of {model_name} is already the champion")
+        raise RegistryRefusedError(f"version {target} of {model_name} is already the champion")
     try:
         tags = version_tags(client, model_name, target)
     except MlflowException:
-        raise RegistryError(f"model {model_name} has no version {target}") from None
+        raise RegistryRefusedError(f"model {model_name} has no version {target}") from None
     if not was_champion(tags):
         decision = tags.get(TAG_DECISION, "no decision")
-        raise RegistryError(
+        raise RegistryRefusedError(
             f"version {target} of {model_name} never was champion ({TAG_DECISION}={decision}): "
             "a rollback may only restore a version that served before"
         )

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from continuous_training import model_digest, registry, storage
-from continuous_training.config import PipelineConfig
+from continuous_training.config import ConfigError, PipelineConfig
+from continuous_training.errors import BadInputError
 from continuous_training.training import RunInfo, predict_scores
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ CARD_PATH = "evaluation/model_card.md"
 FINAL_HEADING = "## Final decision"
 
 
-class EvaluationInputError(ValueError):
+class EvaluationInputError(BadInputError):
     """The holdout handed to evaluation is not the one the candidate was trained beside."""
 
 
@@ -45,12 +46,12 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         if self.force_promote and not self.reason.strip():
-            raise ValueError(
+            raise ConfigError(
                 "params.force_promote is true but params.reason is empty: "
                 "say why the gate is being overridden"
             )
         if self.force_promote and self.dry_run:
-            raise ValueError("params.force_promote and params.dry_run cannot both be true")
+            raise ConfigError("params.force_promote and params.dry_run cannot both be true")
 
 
 def _load_holdout(candidate: dict[str, Any]) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from continuous_training import pii
+from continuous_training.errors import BadInputError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from continuous_training.config import PipelineConfig, SourceConfig
 
 
-class SourceError(ValueError):
+class SourceError(BadInputError):
     """Data could not be fetched; the message names the config key, path or column."""
 
 

@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from continuous_training.errors import BadInputError
+
 if TYPE_CHECKING:
     import pandas as pd
     from fsspec import AbstractFileSystem
@@ -37,7 +39,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")
 _CHUNK = 1 << 20
 
 
-class StorageError(ValueError):
+class StorageError(BadInputError):
     """A storage path or operation is invalid; the message names the path or part."""
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from continuous_training import model_digest, registry, storage
 from continuous_training.config import PipelineConfig
+from continuous_training.errors import BadInputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,7 +41,7 @@ PACKAGES_LOGGED = (
 )
 
 
-class TrainingError(ValueError):
+class TrainingError(BadInputError):
     """The data or the model config cannot produce a candidate; the message says which."""
 
 

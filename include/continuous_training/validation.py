@@ -20,6 +20,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from continuous_training.errors import BadInputError
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -117,20 +119,24 @@ class ValidationReport:
         return "\n".join(failure.line() for failure in self.failures)
 
 
-class DataValidationError(ValueError):
+class DataValidationError(BadInputError):
     """Raised by `check`; carries the full `ValidationReport` as `.report`."""
 
-    def __init__(self, report: ValidationReport, pipeline_name: str) -> None:
+    def __init__(
+        self, report: ValidationReport, pipeline_name: str, report_uri: str | None = None
+    ) -> None:
         self.report = report
         self.pipeline_name = pipeline_name
+        self.report_uri = report_uri
+        where = f"\nreport: {report_uri}" if report_uri else ""
         super().__init__(
             f"data validation failed for pipeline '{pipeline_name}': "
-            f"{len(report.failures)} expectation(s) failed\n{report.summary()}"
+            f"{len(report.failures)} expectation(s) failed\n{report.summary()}{where}"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Exceptions pickle their args by default, which do not match our __init__.
-        return (type(self), (self.report, self.pipeline_name))
+        return (type(self), (self.report, self.pipeline_name, self.report_uri))
 
 
 # --------------------------------------------------------------------------- GX set-up

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 from mlflow.protos.databricks_pb2 import (
     INVALID_PARAMETER_VALUE,
     RESOURCE_DOES_NOT_EXIST,
@@ -22,6 +21,7 @@ from mlflow.protos.databricks_pb2 import (
 
 from continuous_training import registry
 from continuous_training.config import ConfigError, PipelineConfig, parse_pipeline
+from continuous_training.errors import BadInputError
 from continuous_training.operators import base
 from continuous_training.operators.retraining import run_info, run_options
 from continuous_training.registry import ChampionChangedError, Decision, apply_decision
@@ -312,9 +312,9 @@ def test_force_promote_and_dry_run_exclude_each_other() -> None:
         RunOptions(force_promote=True, dry_run=True, reason="hotfix")
 
 
-def test_bad_trigger_form_fails_the_task_without_retries() -> None:
+def test_bad_trigger_form_is_bad_input() -> None:
     context = {"params": {"force_promote": True, "reason": ""}}
-    with pytest.raises(AirflowFailException, match=r"params\.reason"):
+    with pytest.raises(BadInputError, match=r"params\.reason"):
         run_options(context)
     assert run_options({"params": {"dry_run": True}}) == RunOptions(dry_run=True)
     assert run_options({}) == RunOptions()
@@ -322,7 +322,7 @@ def test_bad_trigger_form_fails_the_task_without_retries() -> None:
 
 @pytest.mark.parametrize("value", ["yes", "false", 1, None])
 def test_a_flag_that_is_not_a_boolean_is_refused(value: Any) -> None:
-    with pytest.raises(AirflowFailException, match=r"params\.dry_run must be true or false"):
+    with pytest.raises(BadInputError, match=r"params\.dry_run must be true or false"):
         run_options({"params": {"dry_run": value}})
 
 
@@ -340,14 +340,6 @@ def test_training_window_days_from_the_trigger_form_is_applied() -> None:
 def test_a_bad_training_window_days_names_the_param(days: Any) -> None:
     with pytest.raises(ConfigError, match=r"^params\.training_window_days: "):
         _operator_config({"training_window_days": days})
-
-
-def test_bad_input_fails_at_once_and_other_errors_are_left_to_retries() -> None:
-    bad_input = base.failing_at_once(*base.BAD_INPUT)
-    with pytest.raises(AirflowFailException, match=r"model\.estimator: typo"), bad_input:
-        raise TrainingError("model.estimator: typo")
-    with pytest.raises(ConnectionError), base.failing_at_once(*base.BAD_INPUT):
-        raise ConnectionError("MLflow at http://127.0.0.1:5000 is down")
 
 
 # --------------------------------------------------------------------------- decide

@@ -6,10 +6,10 @@ things (connections, the data interval, params) and hands plain values to the co
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,18 +24,7 @@ from continuous_training.config import (
     find_pipeline,
     load_pipeline,
 )
-from continuous_training.sources import EmptyWindowError
-from continuous_training.storage import StorageError
-from continuous_training.training import TrainingError
-
-# Bad input that no retry can fix: a broken pipeline YAML or trigger param, a model that
-# cannot be built, a window without rows, a path outside the data root.
-BAD_INPUT: tuple[type[Exception], ...] = (
-    ConfigError,
-    EmptyWindowError,
-    StorageError,
-    TrainingError,
-)
+from continuous_training.errors import is_bad_input
 
 MLFLOW_CONN_ID = "mlflow_default"
 DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
@@ -81,17 +70,30 @@ def window_end(context: Any) -> datetime:
     return end.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-@contextmanager
-def failing_at_once(*errors: type[Exception]) -> Iterator[None]:
-    """Turn `errors` into AirflowFailException, which fails the task without retries.
+def fail_bad_input_at_once(execute: Callable[..., Any]) -> Callable[..., Any]:
+    """The error policy of every task: bad input fails at once, the rest is retried.
 
-    Waiting five minutes does not fix a typo in a YAML or a path outside the data root;
-    retrying would only delay the message the user needs.
+    A `BadInputError` (bad data, bad config, a registry state that forbids the change)
+    becomes an AirflowFailException with the same message: waiting five minutes does not fix
+    a typo in a YAML or a truncated file, it only delays the message the user needs.
+    Anything else (a server restarting, the network) is left to Airflow's retries.
     """
-    try:
-        yield
-    except errors as exc:
-        raise AirflowFailException(str(exc)) from None
+    if getattr(execute, "_ct_error_policy", False):
+        return execute
+
+    @functools.wraps(execute)
+    def policed(self: Any, context: Any) -> Any:
+        try:
+            return execute(self, context)
+        except AirflowFailException:
+            raise
+        except Exception as exc:
+            if is_bad_input(exc):
+                raise AirflowFailException(str(exc)) from exc
+            raise
+
+    policed._ct_error_policy = True  # type: ignore[attr-defined]
+    return policed
 
 
 def trigger_of(context: Any, default: str) -> str:
@@ -109,6 +111,12 @@ class PipelineOperator(BaseOperator):
 
     template_fields: tuple[str, ...] = ("pipeline", "data_window_end")
     ui_color = "#e8f4ea"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every subclass's execute, the shipped ones and a user's own, gets the one policy.
+        super().__init_subclass__(**kwargs)
+        if "execute" in cls.__dict__:
+            cls.execute = fail_bad_input_at_once(cls.__dict__["execute"])
 
     def __init__(
         self,
@@ -165,8 +173,7 @@ def require_pii_key(config: PipelineConfig) -> None:
     """A pipeline that hashes PII fails at once without its key: no retry brings the key."""
     from continuous_training import pii
 
-    with failing_at_once(pii.PiiError):
-        pii.rules_for(config)
+    pii.rules_for(config)
 
 
 def fetch_start(config: PipelineConfig, end: datetime) -> datetime:

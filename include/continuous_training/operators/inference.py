@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException
 
 from continuous_training.operators.base import PipelineOperator, require_pii_key
 from continuous_training.operators.links import MLflowRunLink
 from continuous_training.operators.retraining import connection_uri
+from continuous_training.registry import RegistryRefusedError
 
 KIND_BATCH_INFERENCE = "batch_inference"
 DEFAULT_MAX_MAP_LENGTH = 1024
@@ -52,7 +53,7 @@ class PinChampion(PipelineOperator):
         client = registry.make_client(tracking_uri)
         champion = registry.alias_version(client, config.model_name, registry.CHAMPION)
         if champion is None:
-            raise AirflowFailException(
+            raise RegistryRefusedError(
                 f"model {config.model_name} has no champion yet: run "
                 f"{config.name}_weekly_retraining first"
             )
@@ -92,10 +93,7 @@ class PinChampion(PipelineOperator):
         """Refuse a run whose models' files changed since registration, before any scoring."""
         from continuous_training import model_digest
 
-        try:
-            return {v: model_digest.verify(client, name, v) for v in versions if v is not None}
-        except model_digest.ModelDigestError as exc:
-            raise AirflowFailException(str(exc)) from None
+        return {v: model_digest.verify(client, name, v) for v in versions if v is not None}
 
 
 class ListPartitions(PipelineOperator):
@@ -108,14 +106,10 @@ class ListPartitions(PipelineOperator):
         self.pinned = pinned
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        from continuous_training.inference import PartitionError, list_partitions
-        from continuous_training.sources import SourceError
+        from continuous_training.inference import list_partitions
 
         config = self.config(context)
-        try:
-            partitions = list_partitions(config, pinned_window(self.pinned), max_map_length())
-        except (PartitionError, SourceError) as exc:
-            raise AirflowFailException(str(exc)) from None
+        partitions = list_partitions(config, pinned_window(self.pinned), max_map_length())
         self.log.info("%d partitions: %s", len(partitions), [p.key for p in partitions])
         return [p.to_json() for p in partitions]
 
@@ -163,14 +157,11 @@ class ScorePartition(PipelineOperator):
 
         client = registry.make_client(self.tracking_uri())
         name = self.pinned["model_name"]
-        try:
-            champion = model_digest.load_verified(client, name, self.pinned["champion_version"])
-            shadow = self.pinned.get("challenger_version")
-            if not shadow:
-                return champion, None
-            return champion, (shadow, model_digest.load_verified(client, name, shadow))
-        except model_digest.ModelDigestError as exc:
-            raise AirflowFailException(str(exc)) from None
+        champion = model_digest.load_verified(client, name, self.pinned["champion_version"])
+        shadow = self.pinned.get("challenger_version")
+        if not shadow:
+            return champion, None
+        return champion, (shadow, model_digest.load_verified(client, name, shadow))
 
     def _log_progress(self, key: str) -> Any:
         def report(done: int, total: int) -> None:
@@ -236,20 +227,17 @@ class CheckDrift(PipelineOperator):
         self.published = published
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from continuous_training import drift, model_digest
+        from continuous_training import drift
 
         config = self.config(context)
-        try:
-            summary = drift.check_scored_window(
-                config,
-                pinned_window(self.pinned),
-                self.published["parts"],
-                self.pinned["champion_version"],
-                self.tracking_uri(),
-                self.pinned["mlflow_run_id"],
-            )
-        except (drift.DriftInputError, model_digest.ModelDigestError) as exc:
-            raise AirflowFailException(str(exc)) from None
+        summary = drift.check_scored_window(
+            config,
+            pinned_window(self.pinned),
+            self.published["parts"],
+            self.pinned["champion_version"],
+            self.tracking_uri(),
+            self.pinned["mlflow_run_id"],
+        )
         if "skipped" in summary:
             self.log.info("drift check skipped: %s", summary["skipped"])
         else:

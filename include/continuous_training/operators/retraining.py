@@ -10,12 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
+from continuous_training.config import ConfigError
 from continuous_training.operators.base import (
-    BAD_INPUT,
     PipelineOperator,
-    failing_at_once,
     fetch_start,
     require_pii_key,
     trigger_of,
@@ -28,21 +25,18 @@ def run_options(context: Any) -> Any:
     from continuous_training.retraining import RunOptions
 
     params = context.get("params") or {}
-    try:
-        return RunOptions(
-            dry_run=_flag(params, "dry_run"),
-            force_promote=_flag(params, "force_promote"),
-            reason=str(params.get("reason") or ""),
-        )
-    except ValueError as exc:
-        raise AirflowFailException(str(exc)) from None
+    return RunOptions(
+        dry_run=_flag(params, "dry_run"),
+        force_promote=_flag(params, "force_promote"),
+        reason=str(params.get("reason") or ""),
+    )
 
 
 def _flag(params: dict[str, Any], name: str) -> bool:
     """A boolean param as given: `bool("no")` is True, so a string is refused, not guessed."""
     value = params.get(name, False)
     if not isinstance(value, bool):
-        raise ValueError(f"params.{name} must be true or false, got {value!r}")
+        raise ConfigError(f"params.{name} must be true or false, got {value!r}")
     return value
 
 
@@ -67,7 +61,7 @@ def connection_uri(conn_id: str, *, sqlalchemy: bool) -> str:
         return conn.get_uri()
     url = getattr(conn.get_hook(), "sqlalchemy_url", None)
     if url is None:
-        raise AirflowFailException(f"source.conn_id {conn_id!r}: its hook has no SQLAlchemy URL")
+        raise ConfigError(f"source.conn_id {conn_id!r}: its hook has no SQLAlchemy URL")
     return url.render_as_string(hide_password=False)
 
 
@@ -78,22 +72,21 @@ class FetchData(PipelineOperator):
         from continuous_training import sources, storage, training
 
         run_options(context)  # a bad trigger form fails before any work
-        with failing_at_once(*BAD_INPUT):
-            config = self.config(context)
-            require_pii_key(config)
-            training.check_model(config)  # a bad model.estimator fails now, not after the data
-            end = self.window_end(context)
-            window = sources.Window(fetch_start(config, end), end)
-            conn_id = config.source.conn_id
-            sql = config.source.kind == "sql"
-            uri = connection_uri(conn_id, sqlalchemy=sql) if conn_id else None
-            frame = sources.fetch_window(
-                sources.make_source(config, connection_uri=uri), config, window
-            )
-            sources.require_rows(frame, config, window)
-            snapshot = storage.write_parquet_atomic(
-                frame, storage.snapshot_uri(config.name, context["run_id"])
-            )
+        config = self.config(context)
+        require_pii_key(config)
+        training.check_model(config)  # a bad model.estimator fails now, not after the data
+        end = self.window_end(context)
+        window = sources.Window(fetch_start(config, end), end)
+        conn_id = config.source.conn_id
+        sql = config.source.kind == "sql"
+        uri = connection_uri(conn_id, sqlalchemy=sql) if conn_id else None
+        frame = sources.fetch_window(
+            sources.make_source(config, connection_uri=uri), config, window
+        )
+        sources.require_rows(frame, config, window)
+        snapshot = storage.write_parquet_atomic(
+            frame, storage.snapshot_uri(config.name, context["run_id"])
+        )
         self.log.info("fetched %s rows of %s into %s", snapshot["rows"], window, snapshot["uri"])
         return {
             **snapshot,
@@ -114,18 +107,14 @@ class ValidateData(PipelineOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from continuous_training import storage, validation
 
-        with failing_at_once(*BAD_INPUT):
-            config = self.config(context)
-            snapshot = storage.require_in_data_root(self.snapshot["uri"], "snapshot")
-            frame = storage.read_parquet(snapshot)
-            report = validation.validate(frame, config, self.window_end(context))
-            report_uri = storage.snapshot_uri(config.name, context["run_id"], "validation.json")
-            storage.write_json_atomic(report.to_json(), report_uri)
+        config = self.config(context)
+        snapshot = storage.require_in_data_root(self.snapshot["uri"], "snapshot")
+        frame = storage.read_parquet(snapshot)
+        report = validation.validate(frame, config, self.window_end(context))
+        report_uri = storage.snapshot_uri(config.name, context["run_id"], "validation.json")
+        storage.write_json_atomic(report.to_json(), report_uri)
         if not report.success:
-            # Bad data does not get better on retry: fail at once, register nothing.
-            raise AirflowFailException(
-                f"{validation.DataValidationError(report, config.name)}\nreport: {report_uri}"
-            )
+            raise validation.DataValidationError(report, config.name, report_uri)
         self.log.info("validation passed; report at %s", report_uri)
         return {**self.snapshot, "validation_report": report_uri}
 
@@ -152,13 +141,12 @@ class TrainCandidate(PipelineOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from continuous_training.training import train_candidate
 
-        with failing_at_once(*BAD_INPUT):
-            candidate = train_candidate(
-                self.config(context),
-                self.snapshot,
-                run_info(context, self.trigger, self.window_end(context), self.drift_episode),
-                self.tracking_uri(),
-            )
+        candidate = train_candidate(
+            self.config(context),
+            self.snapshot,
+            run_info(context, self.trigger, self.window_end(context), self.drift_episode),
+            self.tracking_uri(),
+        )
         self.log.info(
             "registered %s version %s: %s",
             candidate["model_name"],
@@ -179,13 +167,9 @@ class EvaluateAgainstChampion(PipelineOperator):
         self.candidate = candidate
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from continuous_training.model_digest import ModelDigestError
         from continuous_training.retraining import evaluate_candidate
 
-        with failing_at_once(*BAD_INPUT, ModelDigestError):  # changed files do not heal
-            evaluated = evaluate_candidate(
-                self.config(context), self.candidate, self.tracking_uri()
-            )
+        evaluated = evaluate_candidate(self.config(context), self.candidate, self.tracking_uri())
         self.log.info("gate %s", evaluated["gate_reason"])
         return evaluated
 
@@ -201,19 +185,16 @@ class Promote(PipelineOperator):
         self.trigger = trigger
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from continuous_training.model_digest import ModelDigestError
-        from continuous_training.registry import ChampionChangedError
         from continuous_training.retraining import promote_candidate
 
         # A re-evaluation (the champion moved) loads models too: changed files do not heal.
-        with failing_at_once(ChampionChangedError, ModelDigestError):
-            outcome = promote_candidate(
-                self.config(context),
-                self.evaluation,
-                run_options(context),
-                run_info(context, self.trigger, self.window_end(context)),
-                self.tracking_uri(),
-            )
+        outcome = promote_candidate(
+            self.config(context),
+            self.evaluation,
+            run_options(context),
+            run_info(context, self.trigger, self.window_end(context)),
+            self.tracking_uri(),
+        )
         self.log.info(
             "%s version %s: %s", outcome["decision"], outcome["model_version"], outcome["reason"]
         )

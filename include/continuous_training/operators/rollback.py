@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
 from continuous_training.operators.base import PipelineOperator
 
 
@@ -19,16 +17,13 @@ class RollbackChampion(PipelineOperator):
         params = context.get("params") or {}
         to_version = params.get("to_version")
         client = registry.make_client(self.tracking_uri())
-        try:
-            outcome = registry.rollback(
-                client,
-                config.model_name,
-                None if to_version in (None, "") else str(to_version),
-                str(params.get("reason") or ""),
-                context["run_id"],
-            )
-        except registry.RegistryError as exc:
-            raise AirflowFailException(str(exc)) from None
+        outcome = registry.rollback(
+            client,
+            config.model_name,
+            None if to_version in (None, "") else str(to_version),
+            str(params.get("reason") or ""),
+            context["run_id"],
+        )
         self.log.info(
             "champion of %s rolled back from version %s to %s",
             config.model_name,
