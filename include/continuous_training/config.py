@@ -23,6 +23,25 @@ HIGHER_IS_BETTER = {"roc_auc", "average_precision", "accuracy", "f1", "r2"}
 LOWER_IS_BETTER = {"log_loss", "brier", "rmse", "mae"}
 CLASSIFICATION_METRICS = {"roc_auc", "average_precision", "accuracy", "f1", "log_loss", "brier"}
 REGRESSION_METRICS = {"rmse", "mae", "r2"}
+# Where each metric lives: a floor outside it, or a min_improvement as wide as it, can never
+# be met, and every run would "succeed" without ever promoting.
+INF = float("inf")
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "roc_auc": (0.0, 1.0),
+    "average_precision": (0.0, 1.0),
+    "accuracy": (0.0, 1.0),
+    "f1": (0.0, 1.0),
+    "brier": (0.0, 1.0),
+    "log_loss": (0.0, INF),
+    "rmse": (0.0, INF),
+    "mae": (0.0, INF),
+    "r2": (-INF, 1.0),
+}
+# The trigger form's maximum for the training window; the YAML may not exceed it either.
+MAX_WINDOW_DAYS = 3650
+# Airflow's schedule presets (cron strings are checked by croniter, as Airflow does).
+SCHEDULE_PRESETS = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly"}
+SCHEDULE_PRESETS |= {"@quarterly", "@yearly", "@annually", "@midnight"}
 BUILTIN_SOURCES = {"synthetic", "file", "sql"}
 WINDOW_BINDS = ("window_start", "window_end")
 # SQLAlchemy's own pattern for `:name` binds in text(), so that the config sees the binds
@@ -158,8 +177,22 @@ class FeaturesConfig(_Strict):
 
 
 class WindowsConfig(_Strict):
-    training_days: int = Field(28, gt=0)
-    holdout_days: int = Field(7, gt=0)
+    training_days: int = Field(28, gt=0, le=MAX_WINDOW_DAYS)
+    holdout_days: int = Field(7, gt=0, le=MAX_WINDOW_DAYS)
+
+
+def check_schedule(value: str | None) -> str | None:
+    """A cron expression or an Airflow preset, checked now rather than when the DAG parses."""
+    if value is None or value in SCHEDULE_PRESETS:
+        return value
+    from croniter import croniter
+
+    if value.startswith("@") or not croniter.is_valid(value):
+        raise ValueError(
+            f"{value!r} is neither a cron expression ('0 2 * * 0') nor one of "
+            f"{sorted(SCHEDULE_PRESETS)}"
+        )
+    return value
 
 
 class ColumnExpectation(_Strict):
@@ -212,6 +245,9 @@ class GatesConfig(_Strict):
     primary_metric: str = "roc_auc"
     floor: float
     min_improvement: float = 0.0
+    # Classification: a holdout with fewer rows of either class says nothing about the
+    # metric, so the gate never decides for a candidate on it (see evaluation.check_classes).
+    min_holdout_per_class: int = Field(30, ge=1)
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
     guardrails: dict[str, GuardrailConfig] = Field(default_factory=dict)
     max_latency_ms_per_1k: float | None = Field(None, gt=0)
@@ -224,7 +260,31 @@ class GatesConfig(_Strict):
         for key, metric in _metric_keys(self):
             if metric not in known:
                 raise ValueError(f"{key}: unknown metric {metric!r}: use one of {sorted(known)}")
+        self._reachable()
         return self
+
+    def _reachable(self) -> None:
+        """Thresholds a candidate can meet: else every run rejects and still "succeeds"."""
+        metric = self.primary_metric
+        low, high = METRIC_RANGES[metric]
+        if not low <= self.floor <= high:
+            raise ValueError(
+                f"gates.floor: {self.floor:g} is outside the range of {metric} "
+                f"[{low:g}, {high:g}]: no candidate can ever pass"
+            )
+        span = high - low
+        if not -span < self.min_improvement < span:
+            raise ValueError(
+                f"gates.min_improvement: {self.min_improvement:g} is not a possible change of "
+                f"{metric} (values in [{low:g}, {high:g}]): no candidate can ever pass"
+            )
+        for guarded, guard in self.guardrails.items():
+            g_low, g_high = METRIC_RANGES[guarded]
+            if guard.tolerance > g_high - g_low:
+                raise ValueError(
+                    f"gates.guardrails.{guarded}.tolerance: {guard.tolerance:g} is wider than "
+                    f"the range of {guarded} [{g_low:g}, {g_high:g}]: it could never fail"
+                )
 
 
 def _metric_keys(gates: GatesConfig) -> list[tuple[str, str]]:
@@ -258,6 +318,12 @@ class InferenceConfig(_Strict):
 
     schedule: str | None = "0 3 * * *"  # null: no schedule, runs only when triggered
     source: SourceConfig | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return check_schedule(value)
+
     id_columns: list[str] | None = None
     window_days: int = Field(1, gt=0, le=366)
     partition_hours: int = Field(24, gt=0, le=24 * 366)
@@ -333,6 +399,11 @@ class PipelineConfig(_Strict):
     pii: PiiConfig = Field(default_factory=PiiConfig)
     # filled in by load_pipeline, so that errors raised later can name the file
     source_file: str | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return check_schedule(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:
@@ -441,7 +512,9 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
     lines = [f"{path}: invalid pipeline config"]
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "<top level>"
-        lines.append(f"  {key}: {err['msg']}")
+        message = err["msg"].removeprefix("Value error, ")
+        # A validator of a section names the exact key itself (gates.floor, not gates).
+        lines.append(f"  {message}" if message.startswith(f"{key}.") else f"  {key}: {message}")
     return "\n".join(lines)
 
 
@@ -470,11 +543,17 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
     return config
 
 
-def load_all_pipelines(directory: str | Path | None = None) -> list[PipelineConfig]:
+def pipeline_files(directory: str | Path | None = None) -> list[Path]:
+    """The pipeline YAML files of `directory` (default: CT_PIPELINES_DIR), sorted."""
     directory = Path(directory) if directory else pipelines_dir()
     if not directory.is_dir():
         raise ConfigError(f"{directory}: pipelines folder not found (set by CT_PIPELINES_DIR)")
-    return [load_pipeline(p) for p in sorted(directory.glob("*.yaml"))]
+    return sorted(directory.glob("*.yaml"))
+
+
+def load_all_pipelines(directory: str | Path | None = None) -> list[PipelineConfig]:
+    """Every pipeline of `directory`; the first invalid file raises ConfigError."""
+    return [load_pipeline(p) for p in pipeline_files(directory)]
 
 
 def find_pipeline(name: str, directory: str | Path | None = None) -> PipelineConfig:

@@ -6,12 +6,21 @@ that parsing the dags/ folder stays close to the cost of importing `airflow.sdk`
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import re
+import warnings
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, Asset, Param
 
-from continuous_training.config import PipelineConfig
+from continuous_training.config import (
+    MAX_WINDOW_DAYS,
+    ConfigError,
+    PipelineConfig,
+    load_pipeline,
+    pipeline_files,
+)
 from continuous_training.operators import (
     CheckDrift,
     DebounceDrift,
@@ -22,6 +31,7 @@ from continuous_training.operators import (
     PinChampion,
     Promote,
     PublishPredictions,
+    ReportConfigError,
     RollbackChampion,
     ScorePartition,
     TrainCandidate,
@@ -29,8 +39,11 @@ from continuous_training.operators import (
 )
 
 TAG = "continuous-training"
-START_DATE = datetime(2026, 1, 1)
-MAX_TRAINING_WINDOW_DAYS = 3650
+# No start date: a pipeline's history is usually older than any date written here, and a
+# run (or a backfill) whose logical date preceded it would create no task and "succeed".
+# catchup=False keeps the scheduler from creating past runs on its own.
+START_DATE = None
+MAX_TRAINING_WINDOW_DAYS = MAX_WINDOW_DAYS
 
 
 def default_args(config: PipelineConfig) -> dict[str, Any]:
@@ -137,7 +150,6 @@ def build_weekly_retraining(config: PipelineConfig) -> DAG:
         dag_id=f"{config.name}_weekly_retraining",
         description=f"Weekly retraining of {config.model_name} with a gated promotion",
         schedule=config.schedule,
-        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         default_args=default_args(config),
@@ -154,7 +166,6 @@ def build_drift_retraining(config: PipelineConfig) -> DAG:
         dag_id=f"{config.name}_drift_retraining",
         description=f"Retrains {config.model_name} when batch inference sees drift",
         schedule=[drift_asset(config)],
-        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         default_args=default_args(config),
@@ -188,7 +199,6 @@ def build_batch_inference(config: PipelineConfig) -> DAG:
         dag_id=f"{config.name}_batch_inference",
         description=f"Scores new data with the {config.model_name} champion; watches for drift",
         schedule=inference.schedule,
-        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         default_args=default_args(config),
@@ -266,7 +276,6 @@ def build_rollback(config: PipelineConfig) -> DAG:
         dag_id=f"{config.name}_rollback",
         description=f"Moves the {config.model_name} champion back to an earlier champion",
         schedule=None,
-        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         default_args=default_args(config),
@@ -293,3 +302,45 @@ def build_dags(config: PipelineConfig) -> dict[str, DAG]:
         build_rollback(config),
     ]
     return {dag.dag_id: dag for dag in dags}
+
+
+class PipelineConfigWarning(UserWarning):
+    """A pipeline YAML is invalid; its DAGs are replaced by one that reports why."""
+
+
+def build_all_dags(directory: str | Path | None = None) -> dict[str, DAG]:
+    """The DAGs of every pipeline YAML; a broken YAML costs only its own pipeline.
+
+    For a file that does not load, a `<name>_invalid_config` DAG takes the place of the
+    pipeline's DAGs: its description and docs carry the error (file and key), and its one
+    task fails with it when triggered. A warning with the same text goes to the DAG
+    processor's log (Airflow records it as a DAG import warning).
+    """
+    dags: dict[str, DAG] = {}
+    for path in pipeline_files(directory):
+        try:
+            config = load_pipeline(path)
+        except ConfigError as exc:
+            warnings.warn(str(exc), PipelineConfigWarning, stacklevel=2)
+            dag = build_invalid_config(path, str(exc))
+            dags[dag.dag_id] = dag
+            continue
+        dags.update(build_dags(config))
+    return dags
+
+
+def build_invalid_config(path: Path, error: str) -> DAG:
+    """Stands in for the DAGs of a pipeline whose YAML does not load, and says why."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", path.stem)
+    first_line = error.splitlines()[0]
+    with DAG(
+        dag_id=f"{stem}_invalid_config",
+        description=f"INVALID pipeline config: {first_line}"[:200],
+        schedule=None,
+        catchup=False,
+        tags=[TAG, stem, "invalid-config"],
+        doc_md=f"### {path.name} does not load\n\nFix the file; its DAGs come back at the next "
+        f"parse.\n\n```\n{error}\n```\n",
+    ) as dag:
+        ReportConfigError(task_id="report_config_error", pipeline=str(path))
+    return dag

@@ -390,6 +390,16 @@ class GateContext:
     champion_metrics: dict[str, float] | None = None
     bootstrap: BootstrapResult | None = None
     challenger_latency_ms_per_1k: float | None = None
+    # classification: holdout rows per class, {"0": n, "1": n}
+    holdout_class_counts: dict[str, int] | None = None
+    # where each model's training data ends (ISO datetimes), when known
+    challenger_data_end: str | None = None
+    champion_data_end: str | None = None
+
+    @property
+    def too_few_per_class(self) -> bool:
+        counts = self.holdout_class_counts
+        return bool(counts) and min(counts.values()) < self.gates.min_holdout_per_class
 
 
 ExtraCheck = Callable[[GateContext], CheckResult]
@@ -448,6 +458,62 @@ def _check_guardrail(ctx: GateContext, metric: str, tolerance: float) -> CheckRe
     return CheckResult(f"guardrail:{metric}", ok, detail)
 
 
+def class_counts(y: Any) -> dict[str, int]:
+    """Rows per class of 0/1 labels, as the record and the card show them."""
+    import numpy as np
+
+    y = np.asarray(y, dtype=float)
+    return {"0": int((y == 0).sum()), "1": int((y == 1).sum())}
+
+
+def _check_classes(ctx: GateContext) -> CheckResult | None:
+    """A metric estimated from a handful of one class says nothing: never decide on it.
+
+    With a champion to beat, the candidate is rejected. A first model is let through (with
+    no champion nothing would be served at all), but the check says so in the decision.
+    """
+    counts = ctx.holdout_class_counts
+    if not counts:
+        return None
+    needed = ctx.gates.min_holdout_per_class
+    seen = f"{counts['1']} positive and {counts['0']} negative rows"
+    if not ctx.too_few_per_class:
+        return CheckResult("holdout_classes", True, f"holdout has {seen} (at least {needed} each)")
+    short = f"holdout has {seen}, fewer than gates.min_holdout_per_class={needed} of a class"
+    if ctx.champion_metrics is None:
+        return CheckResult(
+            "holdout_classes",
+            True,
+            f"WARNING: {short}: the first champion's {ctx.gates.primary_metric} is an "
+            "unreliable estimate",
+        )
+    return CheckResult(
+        "holdout_classes",
+        False,
+        f"{short}: the comparison with the champion says nothing, the champion stays",
+    )
+
+
+def _check_recency(ctx: GateContext) -> CheckResult | None:
+    """A model of older data never replaces one of newer data without a person saying so."""
+    from datetime import datetime
+
+    if ctx.champion_metrics is None or not (ctx.challenger_data_end and ctx.champion_data_end):
+        return None
+    new = datetime.fromisoformat(ctx.challenger_data_end)
+    old = datetime.fromisoformat(ctx.champion_data_end)
+    if new >= old:
+        return CheckResult(
+            "data_recency", True, f"data ends {new:%Y-%m-%d}, the champion's {old:%Y-%m-%d}"
+        )
+    return CheckResult(
+        "data_recency",
+        False,
+        f"the candidate's data ends {new:%Y-%m-%d}, before the champion's ({old:%Y-%m-%d}): "
+        "an older model does not replace a newer one (force_promote with a reason to do so)",
+    )
+
+
 def _check_latency(ctx: GateContext) -> CheckResult | None:
     budget = ctx.gates.max_latency_ms_per_1k
     if budget is None:
@@ -492,11 +558,12 @@ def evaluate_gate(ctx: GateContext) -> GateDecision:
     # resolve user checks first: a typo in the config is a config error, not a rejection
     extra = [(path, _import_check(path)) for path in ctx.gates.extra_checks]
     checks = [_check_floor(ctx)]
+    checks += [c for c in (_check_classes(ctx), _check_recency(ctx)) if c is not None]
     if ctx.champion_metrics is None:
         checks.append(
             CheckResult("champion", True, "no champion: improvement and guardrails not applicable")
         )
-    else:
+    elif not ctx.too_few_per_class:  # else the classes check has rejected, with its reason
         checks.append(_check_improvement(ctx))
         checks += [
             _check_guardrail(ctx, metric, guard.tolerance)
@@ -517,12 +584,20 @@ def build_gate_context(
     pred_champion: Any | None = None,
     *,
     challenger_latency_ms_per_1k: float | None = None,
+    challenger_data_end: str | None = None,
+    champion_data_end: str | None = None,
 ) -> GateContext:
-    """Metrics of both models and the bootstrap on the primary metric, ready for the gate."""
+    """Metrics of both models and the bootstrap on the primary metric, ready for the gate.
+
+    The bootstrap is skipped when the holdout has too few rows of a class to judge on.
+    """
     challenger = compute_metrics(task, y_true, pred_challenger)
+    counts = class_counts(y_true) if task == "classification" else None
+    too_few = bool(counts) and min(counts.values()) < gates.min_holdout_per_class
     champion = boot = None
     if pred_champion is not None:
         champion = compute_metrics(task, y_true, pred_champion)
+    if pred_champion is not None and not too_few:
         cfg = gates.bootstrap
         boot = paired_bootstrap(
             gates.primary_metric,
@@ -541,6 +616,9 @@ def build_gate_context(
         champion_metrics=champion,
         bootstrap=boot,
         challenger_latency_ms_per_1k=challenger_latency_ms_per_1k,
+        holdout_class_counts=counts,
+        challenger_data_end=challenger_data_end,
+        champion_data_end=champion_data_end,
     )
 
 

@@ -110,9 +110,23 @@ def _score_both(
     if champion_version is not None:
         _, champion = _score(client, pipeline.model_name, champion_version, X, pipeline.task)
     context = evaluation.build_gate_context(
-        pipeline.gates, pipeline.task, y, challenger, champion, challenger_latency_ms_per_1k=latency
+        pipeline.gates,
+        pipeline.task,
+        y,
+        challenger,
+        champion,
+        challenger_latency_ms_per_1k=latency,
+        challenger_data_end=_data_end(client, pipeline, version),
+        champion_data_end=_data_end(client, pipeline, champion_version),
     )
     return _Scored(y, challenger, champion, champion_version, context)
+
+
+def _data_end(client: Any, pipeline: PipelineConfig, version: str | None) -> str | None:
+    """Where a version's training data ends (`ct.window_end`), if it recorded it."""
+    if version is None:
+        return None
+    return registry.version_tags(client, pipeline.model_name, version).get(registry.TAG_WINDOW_END)
 
 
 def evaluate_candidate(
@@ -127,11 +141,18 @@ def evaluate_candidate(
     scored = _score_both(client, pipeline, version, holdout)
     ctx = scored.context
     gate = evaluation.evaluate_gate(ctx)
+    for check in gate.checks:
+        if check.detail.startswith("WARNING"):
+            log.warning("%s: %s", check.name, check.detail)
     holdout_sha = candidate["holdout"]["sha256"]  # verified against the file by _load_holdout
     record = {
         "pipeline": pipeline.name,
         "model_name": pipeline.model_name,
-        "holdout": {**candidate["holdout"], "rows": len(holdout)},
+        "holdout": {
+            **candidate["holdout"],
+            "rows": len(holdout),
+            "class_counts": ctx.holdout_class_counts,
+        },
         "train": candidate["train"],
         "challenger": {
             "version": version,

@@ -29,6 +29,7 @@ HEAVY = ("pandas", "numpy", "sklearn", "mlflow", "evidently", "great_expectation
 TAG = "continuous-training"
 CHAIN = ["fetch", "validate", "train_candidate", "evaluate_vs_champion", "promote"]
 LINKED_TASKS = {"train_candidate", "evaluate_vs_champion"}
+KINDS = ("_weekly_retraining", "_drift_retraining", "_batch_inference", "_rollback")
 PIPELINES = sorted(p.stem for p in DEFAULT_PIPELINES_DIR.glob("*.yaml"))
 
 
@@ -417,46 +418,77 @@ def _bad_value() -> str:
     return yaml.safe_dump(data)
 
 
-def test_broken_pipeline_yaml_fails_the_dag_file_import(tmp_path: Path) -> None:
-    bad = _broken_pipelines(tmp_path, _bad_value())
-    code = "import sys; sys.path.append(sys.argv[1]); import continuous_training_dags"
-    result = subprocess.run(
-        [sys.executable, "-P", "-c", code, str(DAGS)],
-        cwd=REPO,
-        env=_subprocess_env(CT_PIPELINES_DIR=str(tmp_path)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode != 0
-    last = result.stderr.strip().splitlines()
-    message = "\n".join(last[-5:])
-    assert "ConfigError" in message, result.stderr[-3000:]
-    assert f"{bad}: invalid pipeline config" in message, result.stderr[-3000:]
-    assert "windows.training_days" in message, result.stderr[-3000:]
+def _bad_training_days(days: Any) -> str:
+    data = yaml.safe_load((DEFAULT_PIPELINES_DIR / "churn.yaml").read_text())
+    data["name"] = "bad"
+    data["windows"]["training_days"] = days
+    return yaml.safe_dump(data)
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        pytest.param(_bad_value(), "windows.training_days", id="bad-value"),
+        pytest.param(_bad_training_days("x"), "windows.training_days", id="bad-value"),
+        # above the trigger form's maximum: once, every pipeline's DAGs vanished
+        pytest.param(_bad_training_days(4000), "windows.training_days", id="above-form-max"),
         pytest.param("name: bad\ntarget: [unclosed\n", "malformed YAML", id="yaml-syntax"),
     ],
 )
-def test_broken_pipeline_yaml_is_an_import_error_in_airflow(
+def test_a_broken_pipeline_yaml_costs_only_its_own_pipeline(
     tmp_path: Path, text: str, expected: str
 ) -> None:
-    """What the UI shows: an import error on the DAG file naming the YAML file and the key."""
+    """The other pipelines' DAGs are built; the broken one is a DAG that shows its error."""
     from airflow.dag_processing.dagbag import BundleDagBag
+    from airflow.sdk.exceptions import AirflowFailException
 
     bad = _broken_pipelines(tmp_path, text)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CT_PIPELINES_DIR", str(tmp_path))
         bag = BundleDagBag(dag_folder=DAGS, bundle_path=DAGS, bundle_name="dags-folder")
-    assert "continuous_training_dags.py" in bag.import_errors, bag.import_errors
-    error = bag.import_errors["continuous_training_dags.py"]
-    assert str(bad) in error and expected in error, error
-    assert not any(d.endswith("_weekly_retraining") for d in bag.dag_ids)
+        assert bag.import_errors == {}
+        assert {f"churn{kind}" for kind in KINDS} <= set(bag.dag_ids)
+        assert not any(d.startswith("bad_") and d != "bad_invalid_config" for d in bag.dag_ids)
+        stand_in = bag.dags["bad_invalid_config"]
+        assert stand_in.description.startswith(f"INVALID pipeline config: {bad}")
+        assert expected in stand_in.doc_md and str(bad) in stand_in.doc_md
+        assert {TAG, "bad", "invalid-config"} <= set(stand_in.tags)
+        assert stand_in.schedule is None
+        warned = "\n".join(w for ws in bag.captured_warnings.values() for w in ws)
+        assert str(bad) in warned and expected in warned
+        [task] = stand_in.tasks
+        with pytest.raises(AirflowFailException, match=expected):
+            task.execute({})
+
+
+def test_every_config_value_is_checked_when_loaded(tmp_path: Path) -> None:
+    """Values no candidate could ever meet are refused with the file and the key."""
+    from continuous_training.config import ConfigError
+
+    cases = {
+        ("gates", "floor", 1.5): "gates.floor: 1.5 is outside the range of roc_auc",
+        ("gates", "min_improvement", 2.0): "gates.min_improvement: 2 is not a possible change",
+        ("gates", "min_improvement", -1.0): "gates.min_improvement: -1 is not a possible change",
+        ("gates", "floor", -0.1): "gates.floor: -0.1 is outside the range",
+        ("schedule", None, "every sunday"): "schedule: 'every sunday' is neither a cron",
+        ("inference", "schedule", "61 * * * *"): "inference.schedule: '61 * * * *' is neither",
+        ("gates", "min_holdout_per_class", 0): "gates.min_holdout_per_class",
+    }
+    for (section, key, value), expected in cases.items():
+        data = yaml.safe_load((DEFAULT_PIPELINES_DIR / "churn.yaml").read_text())
+        if key is None:
+            data[section] = value
+        else:
+            data[section][key] = value
+        path = tmp_path / "churn.yaml"
+        path.write_text(yaml.safe_dump(data))
+        with pytest.raises(ConfigError) as refused:
+            load_pipeline(path)
+        assert str(path) in str(refused.value)
+        assert expected in str(refused.value), str(refused.value)
+    data = yaml.safe_load((DEFAULT_PIPELINES_DIR / "churn.yaml").read_text())
+    data["gates"] |= {"primary_metric": "log_loss", "floor": 0.5, "guardrails": {}}
+    path.write_text(yaml.safe_dump(data))
+    assert load_pipeline(path).gates.floor == 0.5  # a ceiling for a loss, unbounded above
 
 
 def test_trigger_form_defaults_are_valid_as_the_ui_submits_them(weekly: Any) -> None:

@@ -477,3 +477,88 @@ def test_plot_comparison_writes_png(tmp_path: Path) -> None:
         plot_comparison(task, truth, new, old, path)
         content = path.read_bytes()
         assert content.startswith(PNG_MAGIC) and len(content) > 5000, name
+
+
+# --------------------------------------------------------------------------- too few per class
+
+
+def _few_positives(positives: int, n: int = 2100, seed: int = 3):
+    """A holdout with `positives` positive rows; the challenger ranks them first, by luck."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros(n, dtype=int)
+    y[rng.choice(n, positives, replace=False)] = 1
+    champion = rng.random(n)
+    challenger = np.where(y == 1, 0.99, rng.random(n) * 0.9)
+    return y, challenger, champion
+
+
+def test_a_holdout_with_one_positive_never_decides_for_the_candidate() -> None:
+    """Seen: +0.52, CI [0.50, 0.54] from one positive promoted a worse model."""
+    y, challenger, champion = _few_positives(1)
+    ctx = build_gate_context(_gates(), "classification", y, challenger, champion)
+    assert ctx.bootstrap is None  # nothing is estimated from one row of a class
+    decision = evaluate_gate(ctx)
+    assert not decision.passed
+    assert "holdout has 1 positive and 2099 negative rows" in decision.reason
+    assert "gates.min_holdout_per_class=30" in decision.reason
+    assert ctx.holdout_class_counts == {"0": 2099, "1": 1}
+
+
+def test_the_minimum_per_class_comes_from_the_yaml() -> None:
+    y, challenger, champion = _few_positives(40)
+    enough = evaluate_gate(build_gate_context(_gates(), "classification", y, challenger, champion))
+    assert next(c for c in enough.checks if c.name == "holdout_classes").passed
+    assert any(c.name == "improvement" for c in enough.checks)
+    stricter = _gates(min_holdout_per_class=50)
+    refused = evaluate_gate(build_gate_context(stricter, "classification", y, challenger, champion))
+    assert not refused.passed and "fewer than gates.min_holdout_per_class=50" in refused.reason
+
+
+def test_a_first_champion_on_few_positives_is_promoted_with_a_warning() -> None:
+    y, challenger, _ = _few_positives(3)
+    decision = evaluate_gate(build_gate_context(_gates(), "classification", y, challenger))
+    assert decision.passed
+    [classes] = [c for c in decision.checks if c.name == "holdout_classes"]
+    assert classes.detail.startswith("WARNING: holdout has 3 positive and 2097 negative rows")
+    assert "WARNING" in decision.reason
+
+
+def test_regression_has_no_class_check() -> None:
+    y, strong, weak = _regression()
+    ctx = build_gate_context(
+        _gates(primary_metric="rmse", floor=5.0, guardrails={}), "regression", y, strong, weak
+    )
+    assert ctx.holdout_class_counts is None
+    assert not any(c.name == "holdout_classes" for c in evaluate_gate(ctx).checks)
+
+
+# --------------------------------------------------------------------------- data recency
+
+
+@pytest.mark.parametrize(
+    ("challenger_end", "champion_end", "passed"),
+    [
+        ("2026-03-01T00:00:00+00:00", "2026-11-29T00:00:00+00:00", False),
+        ("2026-11-29T00:00:00+00:00", "2026-11-29T00:00:00+00:00", True),
+        ("2026-12-06T00:00:00+00:00", "2026-11-29T00:00:00+00:00", True),
+    ],
+)
+def test_a_model_of_older_data_never_replaces_a_newer_one(
+    challenger_end: str, champion_end: str, passed: bool
+) -> None:
+    y, strong, weak = _classification()
+    ctx = build_gate_context(
+        _gates(),
+        "classification",
+        y,
+        strong,
+        weak,
+        challenger_data_end=challenger_end,
+        champion_data_end=champion_end,
+    )
+    decision = evaluate_gate(ctx)
+    [recency] = [c for c in decision.checks if c.name == "data_recency"]
+    assert recency.passed is passed and decision.passed is passed
+    if not passed:
+        assert "data ends 2026-03-01, before the champion's (2026-11-29)" in decision.reason
+        assert "force_promote" in decision.reason

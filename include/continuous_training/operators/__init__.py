@@ -5,6 +5,7 @@ sklearn or MLflow, so DAG files that use it parse fast.
 """
 
 from continuous_training.operators.base import PipelineOperator, resolve_tracking_uri
+from continuous_training.operators.config_error import ReportConfigError
 from continuous_training.operators.drift_retraining import DebounceDrift
 from continuous_training.operators.inference import (
     CheckDrift,
@@ -37,6 +38,7 @@ __all__ = [
     "PipelineOperator",
     "Promote",
     "PublishPredictions",
+    "ReportConfigError",
     "RollbackChampion",
     "ScorePartition",
     "TrainCandidate",
