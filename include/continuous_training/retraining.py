@@ -138,7 +138,13 @@ def evaluate_candidate(
     client = registry.make_client(tracking_uri)
     holdout = _load_holdout(candidate)
     version = candidate["model_version"]
-    scored = _score_both(client, pipeline, version, holdout)
+    try:
+        scored = _score_both(client, pipeline, version, holdout)
+    except evaluation.EvaluationError as exc:
+        raise evaluation.EvaluationError(
+            f"holdout {candidate['holdout']['uri']} (target {pipeline.target!r}, features "
+            f"{pipeline.features.all}): {exc}"
+        ) from exc
     ctx = scored.context
     gate = evaluation.evaluate_gate(ctx)
     for check in gate.checks:
