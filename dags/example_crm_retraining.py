@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import DAG, get_current_context, task
 
 from continuous_training.config import load_pipeline
-from continuous_training.dag_factory import TAG, default_args, retraining_params
+from continuous_training.dag_factory import START_DATE, TAG, default_args, retraining_params
 from continuous_training.operators import (
     EvaluateAgainstChampion,
     Promote,
@@ -68,6 +68,7 @@ with DAG(
     dag_id="example_crm_retraining",
     description="Example: the shipped retraining steps around a CRM export and a notify step",
     schedule=None,
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=default_args(CONFIG),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,11 @@ from continuous_training.operators import (
 )
 
 TAG = "continuous-training"
-# No start date: a pipeline's history is usually older than any date written here, and a
-# run (or a backfill) whose logical date preceded it would create no task and "succeed".
-# catchup=False keeps the scheduler from creating past runs on its own.
-START_DATE = None
+# The epoch: a pipeline's history is usually older than the product, and a run (or a
+# backfill) whose logical date preceded the start date would create no task and "succeed".
+# A start date is still needed: without one, unpausing a DAG waits for the next cron tick
+# instead of running the latest. catchup=False keeps the scheduler from creating past runs.
+START_DATE = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TRAINING_WINDOW_DAYS = MAX_WINDOW_DAYS
 
 
@@ -150,6 +151,7 @@ def build_weekly_retraining(config: PipelineConfig) -> DAG:
         dag_id=f"{config.name}_weekly_retraining",
         description=f"Weekly retraining of {config.model_name} with a gated promotion",
         schedule=config.schedule,
+        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         default_args=default_args(config),
@@ -166,6 +168,7 @@ def build_drift_retraining(config: PipelineConfig) -> DAG:
         dag_id=f"{config.name}_drift_retraining",
         description=f"Retrains {config.model_name} when batch inference sees drift",
         schedule=[drift_asset(config)],
+        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         default_args=default_args(config),
@@ -199,6 +202,7 @@ def build_batch_inference(config: PipelineConfig) -> DAG:
         dag_id=f"{config.name}_batch_inference",
         description=f"Scores new data with the {config.model_name} champion; watches for drift",
         schedule=inference.schedule,
+        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         default_args=default_args(config),
@@ -276,6 +280,7 @@ def build_rollback(config: PipelineConfig) -> DAG:
         dag_id=f"{config.name}_rollback",
         description=f"Moves the {config.model_name} champion back to an earlier champion",
         schedule=None,
+        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         default_args=default_args(config),
@@ -337,6 +342,7 @@ def build_invalid_config(path: Path, error: str) -> DAG:
         dag_id=f"{stem}_invalid_config",
         description=f"INVALID pipeline config: {first_line}"[:200],
         schedule=None,
+        start_date=START_DATE,
         catchup=False,
         tags=[TAG, stem, "invalid-config"],
         doc_md=f"### {path.name} does not load\n\nFix the file; its DAGs come back at the next "
