@@ -212,6 +212,22 @@ class TableExpectation(_Strict):
     min_rows: int = Field(1, ge=0)
     max_duplicate_share: float = Field(0.0, ge=0.0, le=1.0)
     exact_schema: bool = True
+    # a categorical feature with more distinct values than this is likely an id or free text
+    # listed as a feature: validation fails naming it (null: no limit)
+    max_distinct_categories: int | None = Field(10_000, ge=1)
+
+
+class PreprocessingConfig(_Strict):
+    """How categorical features become model inputs, bounded whatever their cardinality.
+
+    Each categorical feature is one-hot encoded into at most `max_categories` columns: the
+    most frequent values get a column each, and values seen fewer than `min_frequency` times
+    in the training part (or beyond the `max_categories - 1` most frequent) share one
+    "infrequent" column, as do values first seen at scoring time.
+    """
+
+    max_categories: int = Field(50, ge=2, le=10_000)
+    min_frequency: int = Field(5, ge=1)
 
 
 class ExpectationsConfig(_Strict):
@@ -397,6 +413,7 @@ class PipelineConfig(_Strict):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     retries: RetriesConfig = Field(default_factory=RetriesConfig)
     pii: PiiConfig = Field(default_factory=PiiConfig)
+    preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
     # filled in by load_pipeline, so that errors raised later can name the file
     source_file: str | None = None
 

@@ -177,7 +177,7 @@ def fetch_window(source: DataSource, pipeline: PipelineConfig, window: Window) -
         )
     # Personal data is hashed or dropped here, before anything downstream can write it.
     df = pii.apply(df, pipeline)
-    times = _utc_times(df, pipeline.time_column, type(source).__name__)
+    times = _utc_times(df, pipeline.time_column, describe(source.pipeline.source))
     inside = (times >= window.start) & (times < window.end)
     df = df.assign(**{pipeline.time_column: times})[inside.to_numpy()]
     keys = [pipeline.time_column, *(c for c in pipeline.id_columns if c in df.columns)]
@@ -207,6 +207,15 @@ def describe(source: SourceConfig) -> str:
 
 
 def _utc_times(df: pd.DataFrame, column: str, origin: str) -> pd.Series:
+    """The time column as UTC `datetime64[ns, UTC]`, read one way only, or SourceError.
+
+    Naive values are UTC, whatever their neighbours: pandas would otherwise give a naive
+    text value the offset of the values parsed before it. Values with an offset are
+    converted to UTC. Text must be ISO 8601 (`2026-02-03`, `2026-02-03 10:00:00`,
+    `2026-02-03T10:00:00.123+02:00`, `...Z`): anything else (`03/02/2026`, epoch numbers,
+    `yesterday`) could be read more than one way, so it is refused with a sample of the
+    values, naming the column and `origin` (the file, or the source as the YAML names it).
+    """
     import pandas as pd
 
     if column not in df.columns:
@@ -215,16 +224,116 @@ def _utc_times(df: pd.DataFrame, column: str, origin: str) -> pd.Series:
             f"(columns: {list(df.columns)})"
         )
     values = df[column]
-    try:
-        if pd.api.types.is_datetime64_any_dtype(values):
-            times = pd.to_datetime(values, utc=True)
-        else:
-            # text (CSV, JSON) writers drop zero fractions, so one column mixes formats
-            times = pd.to_datetime(values, utc=True, format="ISO8601")
-    except (ValueError, TypeError) as exc:
-        reason = str(exc).splitlines()[0]
-        raise SourceError(f"time_column {column!r} cannot be read as timestamps: {reason}") from exc
+    if isinstance(values.dtype, pd.CategoricalDtype):  # e.g. a dictionary-encoded parquet column
+        categories = values.cat.categories
+        values = values.astype(categories.dtype if len(categories) else object)
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        times = values.dt.tz_convert("UTC")
+    elif pd.api.types.is_datetime64_dtype(values):
+        times = values.dt.tz_localize("UTC")  # naive timestamps are UTC
+    elif pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values):
+        times = _times_of_objects(values, column, origin)
+    else:
+        raise _unreadable(
+            column,
+            origin,
+            f"dtype {values.dtype} is neither timestamps nor ISO 8601 text (numbers could be "
+            "seconds, milliseconds or days since any epoch)",
+            values,
+        )
     return times.astype("datetime64[ns, UTC]")
+
+
+# ISO 8601 as databases, CSV writers and pandas print it: a date, an optional time (`T` or a
+# space, optional seconds and fraction) and an optional offset (`Z`, `+02:00`, `+0200`, `+02`).
+_ISO_TIME = (
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?"
+    r"(?P<offset>\s?(?:Z|[+-]\d{2}(?::?\d{2})?))?"
+)
+
+
+def _times_of_objects(values: pd.Series, column: str, origin: str) -> pd.Series:
+    """Text (or Python datetimes) to UTC; naive and offset values are parsed apart."""
+    import pandas as pd
+
+    present = values[values.notna()]
+    kinds = present.map(type)
+    if len(present) and not kinds.map(lambda k: issubclass(k, str)).all():
+        return _times_of_datetimes(values, present, kinds, column, origin)
+    text = values.astype("string").str.strip()
+    parts = text.str.extract(f"^{_ISO_TIME}$")
+    matched = text.str.fullmatch(_ISO_TIME).fillna(False)
+    bad = text.notna() & ~matched
+    if bad.any():
+        raise _unreadable(
+            column,
+            origin,
+            f"{int(bad.sum())} of {int(text.notna().sum())} values are not ISO 8601 "
+            "(e.g. 2026-02-03 10:00:00 or 2026-02-03T10:00:00+02:00); other formats and "
+            "epoch numbers can be read more than one way (day or month first, which unit)",
+            values[bad],
+        )
+    with_offset = parts["offset"].notna().to_numpy()
+    times = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    try:
+        if with_offset.any():
+            aware = pd.to_datetime(text[with_offset], utc=True, format="ISO8601")
+            times[with_offset] = aware.astype("datetime64[ns, UTC]")
+        naive = matched.to_numpy() & ~with_offset
+        if naive.any():
+            plain = pd.to_datetime(text[naive], format="ISO8601")
+            times[naive] = plain.dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
+    except (ValueError, TypeError, OverflowError) as exc:
+        parsed = pd.to_datetime(text, utc=True, format="mixed", errors="coerce")
+        invalid = text.notna() & parsed.isna()
+        reason = str(exc).splitlines()[0].split(", at position")[0]
+        raise _unreadable(
+            column, origin, f"not valid dates or times ({reason})", values[invalid]
+        ) from exc
+    return times
+
+
+def _times_of_datetimes(
+    values: pd.Series, present: pd.Series, kinds: pd.Series, column: str, origin: str
+) -> pd.Series:
+    """Python datetimes (a driver's answer, a parquet date column): naive ones are UTC."""
+    import pandas as pd
+
+    def is_time(kind: type) -> bool:
+        return issubclass(kind, (datetime, date)) and not issubclass(kind, str)
+
+    odd = ~kinds.map(is_time)
+    if odd.any():
+        raise _unreadable(
+            column,
+            origin,
+            f"{int(odd.sum())} of {len(present)} values are not datetimes, in a column of "
+            f"(types: {sorted({k.__name__ for k in kinds})})",
+            present[odd],
+        )
+
+    def to_utc(value: Any) -> Any:
+        if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
+            return pd.NaT
+        if not isinstance(value, datetime):  # a date: midnight UTC
+            return pd.Timestamp(value.isoformat(), tz="UTC")
+        stamp = pd.Timestamp(value)
+        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+    try:
+        return pd.Series(
+            [to_utc(v) for v in values], index=values.index, dtype="datetime64[ns, UTC]"
+        )
+    except (ValueError, OverflowError) as exc:  # e.g. year 1 does not fit datetime64[ns]
+        raise _unreadable(column, origin, str(exc).splitlines()[0], present) from exc
+
+
+def _unreadable(column: str, origin: str, reason: str, bad: pd.Series) -> SourceError:
+    sample = [str(v) for v in dict.fromkeys(bad.tolist())][:5]
+    return SourceError(
+        f"time_column {column!r} cannot be read as timestamps unambiguously from {origin}: "
+        f"{reason}; sample: {sample}"
+    )
 
 
 def _conform(df: pd.DataFrame, pipeline: PipelineConfig) -> pd.DataFrame:
@@ -415,17 +524,26 @@ class FileSource(DataSource):
     """
 
     def fetch(self, window: Window) -> pd.DataFrame:
-        import pandas as pd
-
         fs, paths = self._resolve()
-        frames = [self._read(fs, path, window) for path in paths]
-        df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        times = _utc_times(
-            df, self.pipeline.time_column, f"source.path {self.pipeline.source.path!r}"
-        )
-        df = df.assign(**{self.pipeline.time_column: times})
-        df = df[((times >= window.start) & (times < window.end)).to_numpy()]
-        return _conform(df.reset_index(drop=True), self.pipeline)
+        # Each file is read, its times made UTC (an error names that file) and trimmed to the
+        # window on its own; files with no row in the window are left out of the concat,
+        # which would otherwise warn about (and guess the dtypes of) empty frames.
+        frames = [self._window_of(fs, path, window) for path in paths]
+        kept = [frame for frame in frames if len(frame)] or frames[:1]
+        if len(kept) > 1:
+            import pandas as pd
+
+            df = pd.concat(kept, ignore_index=True)
+        else:
+            df = kept[0].reset_index(drop=True)
+        return _conform(df, self.pipeline)
+
+    def _window_of(self, fs: Any, path: str, window: Window) -> pd.DataFrame:
+        df = self._read(fs, path, window)
+        column = self.pipeline.time_column
+        times = _utc_times(df, column, f"file {_file_name(fs, path)!r}")
+        df = df.assign(**{column: times})
+        return df[((times >= window.start) & (times < window.end)).to_numpy()]
 
     def _resolve(self) -> tuple[Any, list[str]]:
         """The filesystem and the sorted list of files `source.path` names.
@@ -467,12 +585,42 @@ class FileSource(DataSource):
     def _read(self, fs: Any, path: str, window: Window) -> pd.DataFrame:
         if self._format_of(path) == "parquet":
             return _read_parquet(fs, path, self.pipeline.time_column, window)
-        import pandas as pd
+        return _read_csv(fs, path, self.pipeline.id_columns)
 
-        # ids stay strings ("007" is not 7), as they are in parquet and SQL
-        dtypes = dict.fromkeys(self.pipeline.id_columns, str)
-        with fs.open(path, "rb") as fh:
-            return pd.read_csv(fh, dtype=dtypes)
+
+def _read_csv(fs: Any, path: str, id_columns: list[str]) -> pd.DataFrame:
+    """A CSV as its writer meant it: a UTF-8 BOM is not part of the first column's name,
+    and the delimiter (`,` `;` tab or `|`) is the one the header line is split by.
+
+    Id columns stay strings ("007" is not 7), as they are in parquet and SQL.
+    """
+    import csv
+    import io
+
+    import pandas as pd
+
+    with fs.open(path, "rb") as fh:
+        head = fh.read(64 * 1024)
+    first_line = head.decode("utf-8-sig", errors="replace").splitlines()[:1]
+    try:
+        delimiter = csv.Sniffer().sniff(first_line[0], delimiters=",;\t|").delimiter
+    except (csv.Error, IndexError):
+        delimiter = ","
+    dtypes = dict.fromkeys(id_columns, str)
+    with fs.open(path, "rb") as fh, io.TextIOWrapper(fh, encoding="utf-8-sig") as text:
+        try:
+            return pd.read_csv(text, sep=delimiter, dtype=dtypes)
+        except (ValueError, pd.errors.ParserError) as exc:
+            reason = str(exc).strip().splitlines()[0]
+            raise SourceError(
+                f"file {_file_name(fs, path)!r} cannot be read as CSV: {reason}"
+            ) from exc
+
+
+def _file_name(fs: Any, path: str) -> str:
+    """A local path as it is, anything else as a URL with its protocol."""
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    return path if "file" in protocols or "local" in protocols else fs.unstrip_protocol(path)
 
 
 def _extension_format(path: str) -> str | None:
@@ -481,11 +629,18 @@ def _extension_format(path: str) -> str | None:
 
 
 def _read_parquet(fs: Any, path: str, time_column: str, window: Window) -> pd.DataFrame:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pq.read_schema(path, filesystem=fs)
-    filters = _time_filter(schema, time_column, window)
-    return pq.read_table(path, filesystem=fs, filters=filters).to_pandas()
+    try:
+        schema = pq.read_schema(path, filesystem=fs)
+        filters = _time_filter(schema, time_column, window)
+        return pq.read_table(path, filesystem=fs, filters=filters).to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise SourceError(
+            f"file {_file_name(fs, path)!r} cannot be read as parquet: {reason}"
+        ) from exc
 
 
 def _time_filter(schema: Any, column: str, window: Window) -> list[tuple] | None:

@@ -191,9 +191,19 @@ def build_model(pipeline: PipelineConfig) -> Pipeline:
         numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
         transformers.append(("numeric", numeric, pipeline.features.numeric))
     if pipeline.features.categorical:
+        # Dense output (HistGradientBoosting and others take no sparse input), so its width
+        # is bounded instead: at most `max_categories` columns per feature, the rare values
+        # (and values first seen when scoring) sharing one "infrequent" column. A feature of
+        # 50,000 values on 100k rows would otherwise ask for 37 GiB.
+        prep = pipeline.preprocessing
         categorical = make_pipeline(
             SimpleImputer(strategy="most_frequent"),
-            OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+            OneHotEncoder(
+                handle_unknown="infrequent_if_exist",
+                sparse_output=False,
+                max_categories=prep.max_categories,
+                min_frequency=prep.min_frequency,
+            ),
         )
         transformers.append(("categorical", categorical, pipeline.features.categorical))
     preprocess = ColumnTransformer(transformers, remainder="drop")

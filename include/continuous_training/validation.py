@@ -60,6 +60,8 @@ DATETIME_DTYPES = [
     *(f"datetime64[{unit}, UTC]" for unit in ("ns", "us", "ms", "s")),
 ]
 CLASSIFICATION_TARGET_DTYPES = [*_INT_DTYPES, "bool", "boolean"]
+# The classes of a classification target: the positive class is 1 (True).
+LABEL_VALUES = (0, 1)
 
 # The largest finite float on either side: a range check with these bounds fails exactly the
 # values that are +inf or -inf (GX skips nulls, and NaN is null), which GX has no check for.
@@ -215,7 +217,9 @@ def _table_expectations(pipeline: PipelineConfig) -> list[Expectation]:
     ]
     if table.exact_schema:
         out.append(gxe.ExpectTableColumnsToMatchSet(column_set=pipeline.columns, exact_match=True))
-        out.extend(_dtype_expectations(pipeline))
+    # Types are checked whatever exact_schema says: a numeric feature stored as text or a
+    # string label would otherwise fail inside the model's fit with a library error.
+    out.extend(_dtype_expectations(pipeline))
     return out
 
 
@@ -289,6 +293,39 @@ def _implicit_expectations(pipeline: PipelineConfig) -> list[Expectation]:
         for column in numeric
         if column not in bounded
     )
+    out.extend(_label_expectations(pipeline))
+    limit = pipeline.expectations.table.max_distinct_categories
+    if limit is not None:
+        out.extend(
+            gxe.ExpectColumnUniqueValueCountToBeBetween(
+                column=column, min_value=None, max_value=limit, meta={"ct_check": "distinct"}
+            )
+            for column in pipeline.features.categorical
+        )
+    return out
+
+
+def _label_expectations(pipeline: PipelineConfig) -> list[Expectation]:
+    """A classification target holds 0 and 1 (or False and True) and no null, whatever the
+    YAML's `allowed` says: the model is scored as the probability of class 1, so a label
+    such as "yes"/"no" would only fail later, inside training or evaluation.
+    """
+    import great_expectations.expectations as gxe
+
+    if pipeline.task != "classification":
+        return []
+    target = pipeline.target
+    rule = pipeline.expectations.columns.get(target)
+    out: list[Expectation] = []
+    # `allowed: [0, 1]` in the YAML already says as much.
+    if not (rule and rule.allowed and set(rule.allowed) <= set(LABEL_VALUES)):
+        out.append(
+            gxe.ExpectColumnValuesToBeInSet(
+                column=target, value_set=list(LABEL_VALUES), meta={"ct_check": "label"}
+            )
+        )
+    if not (rule and rule.not_null):
+        out.append(gxe.ExpectColumnValuesToNotBeNull(column=target, meta={"ct_check": "label"}))
     return out
 
 
@@ -454,11 +491,35 @@ def _detail(kind: str, kwargs: dict[str, Any], result: dict[str, Any], meta: dic
     if kind == "expect_column_values_to_be_in_dtype_list":
         expected = _DTYPE_KINDS.get(meta.get("ct_kind"), str(kwargs.get("type_list")))
         if "observed_value" in result:
-            return f"dtype {result['observed_value']} is not {expected}"
+            hint = ""
+            if result["observed_value"] in ("bool", "boolean") and meta.get("ct_kind") in (
+                "numeric",
+                "categorical",
+            ):
+                hint = "; store a boolean feature as 0/1 integers and list it under numeric"
+            return f"dtype {result['observed_value']} is not {expected}{hint}"
         # object dtype: GX checked each value's type
         return f"dtype object: {unexpected} of {non_null} non-null values are not {expected}"
+    if kind == "expect_column_values_to_not_be_null" and meta.get("ct_check") == "label":
+        return (
+            f"{unexpected} of {total} values of the classification target are null; "
+            "every row needs a label 0 or 1"
+        )
     if kind == "expect_column_values_to_not_be_null":
         return f"{unexpected} of {total} values are null"
+    if kind == "expect_column_values_to_be_in_set" and meta.get("ct_check") == "label":
+        return (
+            f"{unexpected} of {non_null} non-null values of the classification target are not "
+            "0 or 1 (False or True); map the labels to 1 for the positive class and 0 for the "
+            "other at the source"
+        )
+    if kind == "expect_column_unique_value_count_to_be_between":
+        return (
+            f"{result.get('observed_value')} distinct values, more than "
+            f"expectations.table.max_distinct_categories ({kwargs.get('max_value')}): an id or "
+            "free text listed as a categorical feature? Remove it from features.categorical "
+            "or raise the limit"
+        )
     if kind == "expect_column_proportion_of_non_null_values_to_be_between":
         return "no non-null values: the column is entirely null (or the table empty)"
     if kind == "expect_column_values_to_be_between" and meta.get("ct_check") == "finite":

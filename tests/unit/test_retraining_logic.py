@@ -204,7 +204,7 @@ def test_build_model_preprocesses_by_feature_type(make_config) -> None:
     numeric, categorical = (t for _, t, _ in preprocess.transformers)
     assert [type(s).__name__ for _, s in numeric.steps] == ["SimpleImputer", "StandardScaler"]
     assert [type(s).__name__ for _, s in categorical.steps] == ["SimpleImputer", "OneHotEncoder"]
-    assert categorical.steps[-1][1].handle_unknown == "ignore"
+    assert categorical.steps[-1][1].handle_unknown == "infrequent_if_exist"
     estimator = model.named_steps["estimator"]
     assert isinstance(estimator, HistGradientBoostingClassifier)
     assert estimator.get_params()["max_iter"] == 150

@@ -385,3 +385,194 @@ def test_describe_names_the_source_as_the_yaml_does(
 
 def test_drift_onset_is_a_date(make_config: MakeConfig) -> None:
     assert make_config().source.drift_onset == date(2026, 3, 1)
+
+
+# --------------------------------------------------------------------------- real-world times
+
+
+def _csv_rows(times: list[str]) -> str:
+    header = "event_time,customer_id,tenure_months"
+    return "\n".join([header, *(f"{t},C{i:03d},{i}" for i, t in enumerate(times))]) + "\n"
+
+
+def test_naive_times_are_utc_whatever_their_neighbours(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
+    """pandas gives a naive value the offset of the values before it: here it must not."""
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        _csv_rows(
+            [
+                "2026-02-03T11:00:00+02:00",  # 09:00 UTC
+                "2026-02-03 10:00:00",  # naive: 10:00 UTC, not 08:00
+                "2026-02-03T23:30:00-01:00",  # 00:30 UTC the next day: outside the window
+                "2026-02-03 23:59:59.999",  # naive, inside
+                "2026-02-03T00:30:00+01:00",  # 23:30 UTC the day before: outside
+                "2026-02-03 00:00",  # naive midnight: the first instant inside
+                "2026-02-03T12:00:00Z",
+            ]
+        )
+    )
+    config = _file_config(make_config, path)
+    df = fetch_window(make_source(config), config, Window(utc(2026, 2, 3), utc(2026, 2, 4)))
+    assert df["event_time"].dtype == "datetime64[ns, UTC]"
+    assert list(df["event_time"]) == [
+        pd.Timestamp("2026-02-03 00:00", tz="UTC"),
+        pd.Timestamp("2026-02-03 09:00", tz="UTC"),
+        pd.Timestamp("2026-02-03 10:00", tz="UTC"),
+        pd.Timestamp("2026-02-03 12:00", tz="UTC"),
+        pd.Timestamp("2026-02-03 23:59:59.999", tz="UTC"),
+    ]
+    assert list(df["customer_id"]) == ["C005", "C000", "C001", "C006", "C003"]
+
+
+@pytest.mark.parametrize(
+    ("times", "sample", "reason"),
+    [
+        (
+            ["2026-02-03 10:00:00", "03/02/2026 10:00", "04/02/2026 11:00"],
+            "03/02/2026 10:00",
+            "ISO",
+        ),
+        (["02/03/2026", "02/04/2026"], "02/03/2026", "day or month first"),
+        (["2026-02-03 10:00:00", "1770112800"], "1770112800", "epoch"),
+        (["2026-02-03 10:00:00", "yesterday"], "yesterday", "ISO 8601"),
+        (["2026-02-03 10:00:00", "2026-02-30 10:00:00"], "2026-02-30 10:00:00", "not valid"),
+        (["2026-02-03 10:00:00", "1066-10-14"], "1066-10-14", "Out of bounds"),
+    ],
+)
+def test_a_time_column_read_more_than_one_way_names_column_file_and_values(
+    make_config: MakeConfig, tmp_path: Path, times: list[str], sample: str, reason: str
+) -> None:
+    path = tmp_path / "odd.csv"
+    path.write_text(_csv_rows(times))
+    config = _file_config(make_config, path)
+    with pytest.raises(SourceError) as err:
+        fetch_window(make_source(config), config, Window(utc(2026, 2, 1), utc(2026, 3, 1)))
+    message = str(err.value)
+    assert "time_column 'event_time' cannot be read" in message
+    assert f"file '{path}'" in message
+    assert f"sample: [{sample!r}" in message
+    assert reason in message
+
+
+def test_epoch_numbers_in_the_time_column_are_refused(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
+    path = tmp_path / "epoch.csv"
+    path.write_text("event_time,customer_id\n1770112800,a\n1770112801,b\n")
+    config = _file_config(make_config, path)
+    with pytest.raises(SourceError, match=r"dtype int64 .* seconds, milliseconds") as err:
+        fetch_window(make_source(config), config, Window(utc(2026, 2, 1), utc(2026, 3, 1)))
+    assert "sample: ['1770112800', '1770112801']" in str(err.value)
+
+
+def test_parquet_times_as_text_dates_and_dictionary(
+    make_config: MakeConfig, month: pd.DataFrame, tmp_path: Path
+) -> None:
+    """String times (mixed offsets), date-only columns and dictionary-encoded times."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    window = Window(utc(2026, 2, 3), utc(2026, 2, 5))
+    expected = _expected(month, window)
+    as_text = month.assign(
+        event_time=[
+            t.tz_convert("Europe/Berlin").isoformat() if i % 2 else t.tz_localize(None).isoformat()
+            for i, t in enumerate(month["event_time"])
+        ]
+    )
+    as_text.to_parquet(tmp_path / "text.parquet", index=False)
+    config = _file_config(make_config, tmp_path / "text.parquet")
+    pd.testing.assert_frame_equal(fetch_window(make_source(config), config, window), expected)
+
+    table = pa.Table.from_pandas(as_text, preserve_index=False)
+    dictionary = table.set_column(
+        0, "event_time", pa.compute.dictionary_encode(table.column("event_time"))
+    )
+    pq.write_table(dictionary, tmp_path / "dictionary.parquet")
+    config = _file_config(make_config, tmp_path / "dictionary.parquet")
+    pd.testing.assert_frame_equal(fetch_window(make_source(config), config, window), expected)
+
+    days = pd.DataFrame(
+        {"event_time": [date(1995, 3, 1), date(1995, 3, 2)], "customer_id": ["007", "8"]}
+    )
+    days.to_parquet(tmp_path / "days.parquet", index=False)
+    config = _file_config(make_config, tmp_path / "days.parquet")
+    df = fetch_window(make_source(config), config, Window(utc(1995, 3, 2), utc(1995, 3, 3)))
+    assert list(df["event_time"]) == [pd.Timestamp("1995-03-02", tz="UTC")]
+    assert list(df["customer_id"]) == ["8"]
+
+
+def test_a_glob_of_yearly_files_concats_without_warnings(
+    make_config: MakeConfig, month: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Files with no row in the window are left out, not concatenated as empty frames."""
+    import warnings
+
+    for year in range(2010, 2026):
+        old = month.assign(event_time=month["event_time"] - pd.DateOffset(years=2026 - year))
+        old.assign(usage_gb=float("nan")).to_parquet(tmp_path / f"{year}.parquet", index=False)
+    month.to_parquet(tmp_path / "2026.parquet", index=False)
+    (tmp_path / "2027.csv").write_text("event_time,customer_id\n")
+    config = _file_config(make_config, tmp_path / "20*")
+    window = Window(utc(2026, 2, 3), utc(2026, 2, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        df = fetch_window(make_source(config), config, window)
+    pd.testing.assert_frame_equal(df, _expected(month, window))
+
+
+def test_csv_with_a_bom_and_semicolons_and_ids_with_leading_zeros(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(
+        "\ufeffevent_time;customer_id;tenure_months\n"
+        "2026-02-03 10:00:00;007;3\n2026-02-03 11:00:00;0100;4\n".encode()
+    )
+    config = _file_config(make_config, path)
+    df = fetch_window(make_source(config), config, Window(utc(2026, 2, 3), utc(2026, 2, 4)))
+    assert list(df.columns[:3]) == ["event_time", "customer_id", "tenure_months"]
+    assert list(df["customer_id"]) == ["007", "0100"]
+    assert list(df["tenure_months"]) == [3, 4]
+
+
+def test_a_file_that_is_not_what_it_says_names_the_file(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet at all")
+    config = _file_config(make_config, tmp_path / "broken.parquet")
+    with pytest.raises(SourceError, match="cannot be read as parquet") as err:
+        make_source(config).fetch(Window(utc(2026, 2, 1), utc(2026, 2, 2)))
+    assert str(tmp_path / "broken.parquet") in str(err.value)
+
+
+def test_sql_text_times_mixing_naive_and_offsets(make_config: MakeConfig, tmp_path: Path) -> None:
+    """SQLite hands times back as text: the same rule, and errors name the source."""
+    from sqlalchemy import create_engine, text
+
+    uri = f"sqlite:///{tmp_path / 'events.db'}"
+    engine = create_engine(uri)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE events (event_time TEXT, customer_id TEXT)"))
+        conn.execute(
+            text("INSERT INTO events VALUES (:t, :c)"),
+            [
+                {"t": "2026-02-03T11:00:00+02:00", "c": "a"},
+                {"t": "2026-02-03 10:00:00", "c": "b"},
+            ],
+        )
+    engine.dispose()
+    query = "SELECT event_time, customer_id FROM events WHERE :window_start < :window_end"
+    config = make_config(source={"kind": "sql", "conn_id": "dwh", "query": query})
+    window = Window(utc(2026, 2, 3), utc(2026, 2, 4))
+    df = fetch_window(make_source(config, connection_uri=uri), config, window)
+    assert list(df["event_time"]) == [
+        pd.Timestamp("2026-02-03 09:00", tz="UTC"),
+        pd.Timestamp("2026-02-03 10:00", tz="UTC"),
+    ]
+    with create_engine(uri).begin() as conn:
+        conn.execute(text("INSERT INTO events VALUES ('03/02/2026', 'c')"))
+    with pytest.raises(SourceError, match=r"source\.kind 'sql' \(source\.conn_id 'dwh'\)"):
+        fetch_window(make_source(config, connection_uri=uri), config, window)

@@ -102,7 +102,10 @@ def test_suite_covers_the_config(pipeline: PipelineConfig) -> None:
     assert types.count("expect_column_values_to_be_between") == 4 + 1
     # the one column without not_null (the time column) must not be entirely null
     assert types.count("expect_column_proportion_of_non_null_values_to_be_between") == 1
+    # churn's `allowed: [0, 1]` for the target makes the implicit label check redundant
     assert types.count("expect_column_values_to_be_in_set") == 4
+    # a distinct-count limit per categorical feature
+    assert types.count("expect_column_unique_value_count_to_be_between") == 3
     # one dtype check per column but the id column
     assert types.count("expect_column_values_to_be_in_dtype_list") == len(pipeline.columns) - 1
 
@@ -400,3 +403,113 @@ def test_import_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
     )
     assert done.stdout.strip() == ""
+
+
+# --------------------------------------------------------------------------- labels and categories
+
+
+def _loose(**changes: object) -> PipelineConfig:
+    """churn without column rules: what a user's first YAML looks like."""
+    data = yaml.safe_load(CHURN_YAML.read_text())
+    data["expectations"] = {"table": {"min_rows": MIN_ROWS, "exact_schema": False}}
+    data.update(changes)
+    return parse_pipeline(data, "churn.yaml")
+
+
+@pytest.mark.parametrize(
+    ("labels", "detail"),
+    [
+        (["yes", "no"], "not 0 or 1"),
+        ([0, 2], "not 0 or 1"),
+        ([1, -1], "not 0 or 1"),
+    ],
+)
+def test_a_label_other_than_0_1_fails_naming_the_column_and_values(
+    labels: list[object], detail: str
+) -> None:
+    pipeline = _loose()
+    df = churn_frame()
+    df["churned"] = np.resize(np.array(labels, dtype=object), len(df))
+    if all(isinstance(v, int) for v in labels):
+        df["churned"] = df["churned"].astype("int64")
+    report = validate(df, pipeline, datetime(2026, 1, 6, tzinfo=UTC))
+    assert not report.success
+    failure = _only(report, "expect_column_values_to_be_in_set", "churned")
+    assert detail in failure.detail and "map the labels" in failure.detail
+    assert set(failure.sample) <= set(labels) and set(failure.sample) - {0, 1}
+    # the split check runs only on data that passed: no library error from a string label
+    assert not _failures(report, SPLIT_CHECK)
+
+
+def test_a_yaml_allowing_string_labels_still_fails_on_them() -> None:
+    pipeline = _loose(
+        expectations={
+            "table": {"min_rows": MIN_ROWS},
+            "columns": {"churned": {"allowed": ["yes", "no"]}},
+        }
+    )
+    df = churn_frame()
+    df["churned"] = np.where(df["churned"] == 1, "yes", "no").astype(object)
+    report = validate(df, pipeline)
+    in_set = _failures(report, "expect_column_values_to_be_in_set")
+    labels = [f for f in in_set if f.column == "churned"]
+    assert len(labels) == 1 and "not 0 or 1" in labels[0].detail, report.summary()
+    assert labels[0].sample[0] in ("yes", "no")
+
+
+def test_boolean_labels_pass_and_null_labels_fail() -> None:
+    pipeline = _loose()
+    df = churn_frame()
+    df["churned"] = df["churned"].astype(bool)
+    assert validate(df, pipeline).success, validate(df, pipeline).summary()
+    df["churned"] = df["churned"].astype(object)
+    df.loc[df.index[:3], "churned"] = None
+    report = validate(df, pipeline)
+    failure = _only(report, "expect_column_values_to_not_be_null", "churned")
+    assert failure.detail.startswith("3 of 300 values of the classification target are null")
+
+
+def test_a_regression_target_as_text_fails_naming_the_column() -> None:
+    pipeline = _loose(task="regression", gates={"primary_metric": "rmse", "floor": 100})
+    df = churn_frame()
+    df["churned"] = df["churned"].astype(str)
+    report = validate(df, pipeline)
+    failure = _only(report, "expect_column_values_to_be_in_dtype_list", "churned")
+    assert "not numeric" in failure.detail and failure.sample[0] in ("0", "1")
+
+
+def test_types_are_checked_without_exact_schema() -> None:
+    """A numeric feature stored as text with thousands separators fails in validation."""
+    pipeline = _loose()
+    df = churn_frame().assign(promo="x")  # an extra column is fine without exact_schema
+    assert validate(df, pipeline).success
+    df["monthly_charges"] = [f"{1000 + v:,.2f}" for v in df["monthly_charges"]]
+    report = validate(df, pipeline)
+    failure = _only(report, "expect_column_values_to_be_in_dtype_list", "monthly_charges")
+    assert "not numeric" in failure.detail and failure.sample[0].startswith("1,0")
+
+
+def test_a_boolean_feature_is_refused_with_a_hint() -> None:
+    pipeline = _loose()
+    df = churn_frame()
+    df["support_calls"] = df["support_calls"] > 2
+    report = validate(df, pipeline)
+    failure = _only(report, "expect_column_values_to_be_in_dtype_list", "support_calls")
+    assert "dtype bool is not numeric" in failure.detail and "0/1" in failure.detail
+
+
+def test_a_categorical_feature_beyond_the_distinct_limit_fails_with_its_count() -> None:
+    data = yaml.safe_load(CHURN_YAML.read_text())
+    data["expectations"] = {"table": {"min_rows": MIN_ROWS, "max_distinct_categories": 100}}
+    pipeline = parse_pipeline(data, "churn.yaml")
+    df = churn_frame(rows=1000)
+    df["region"] = [f"r{i % 250}" for i in range(len(df))]
+    df["plan"] = pd.Categorical(df["plan"])  # a dictionary column from parquet is fine
+    report = validate(df, pipeline)
+    [failure] = report.failures
+    assert failure.expectation == "expect_column_unique_value_count_to_be_between"
+    assert failure.column == "region"
+    assert failure.detail.startswith("250 distinct values, more than ")
+    assert "expectations.table.max_distinct_categories (100)" in failure.detail
+    data["expectations"]["table"]["max_distinct_categories"] = None
+    assert validate(df, parse_pipeline(data, "churn.yaml")).success
