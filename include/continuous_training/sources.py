@@ -241,6 +241,13 @@ def _utc_times(df: pd.DataFrame, column: str, origin: str) -> pd.Series:
             "seconds, milliseconds or days since any epoch)",
             values,
         )
+    missing = int(times.isna().sum())
+    if missing:
+        # A row without a time belongs to no window: dropping it would lose it unseen.
+        raise SourceError(
+            f"time_column {column!r} from {origin}: {missing} of {len(times)} rows have no "
+            "time (null); every row needs one, so fix or drop them at the source"
+        )
     return times.astype("datetime64[ns, UTC]")
 
 

@@ -211,6 +211,21 @@ def build_model(pipeline: PipelineConfig) -> Pipeline:
     return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
 
 
+def fit(model: Pipeline, pipeline: PipelineConfig, train: pd.DataFrame, source: str) -> None:
+    """Fit on the training part; what the estimator refuses is bad input, named as such.
+
+    The data passed validation, so a ValueError or TypeError here is a param that does not
+    fit these data or a value the estimator cannot take: retrying cannot help.
+    """
+    try:
+        model.fit(train[pipeline.features.all], train[pipeline.target])
+    except (ValueError, TypeError) as exc:
+        raise TrainingError(
+            f"model.estimator {pipeline.model.estimator} with model.params "
+            f"{pipeline.model.params} could not be fitted on {source}: {exc}"
+        ) from exc
+
+
 def predict_scores(model: Any, X: pd.DataFrame, task: str) -> Any:
     """Positive-class probability for classifiers, the prediction for regressors."""
     if task == "classification":
@@ -348,10 +363,9 @@ def train_candidate(
         run_info = client.get_run(earlier.run_id).info
         return _finish(client, pipeline, str(earlier.version), run_info, tracking_uri, splits, run)
 
-    features = pipeline.features.all
     model = build_model(pipeline)
     started = time.perf_counter()
-    model.fit(split.train[features], split.train[pipeline.target])
+    fit(model, pipeline, split.train, snapshot["uri"])
     log.info(
         "fitted %s on %d rows in %.1fs; holdout %d rows from %s",
         pipeline.model.estimator,

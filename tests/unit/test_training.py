@@ -101,3 +101,21 @@ def test_preprocessing_keys_are_validated(
 ) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         make_config(preprocessing=prep)
+
+
+def test_what_the_estimator_refuses_at_fit_is_bad_input_naming_the_params(
+    churn_config: dict[str, Any],
+) -> None:
+    """A param that only fails on these data (a column it does not know) is not retried."""
+    from continuous_training.errors import BadInputError
+    from continuous_training.training import TrainingError, fit
+
+    params = {"max_iter": 5, "categorical_features": ["no_such_column"]}
+    model_cfg = {"estimator": "sklearn.ensemble.HistGradientBoostingClassifier", "params": params}
+    pipeline = parse_pipeline({**churn_config, "model": model_cfg})
+    with pytest.raises(TrainingError) as refused:
+        fit(build_model(pipeline), pipeline, frame(200, zip_codes=3), "/d/train.parquet")
+    message = str(refused.value)
+    assert "HistGradientBoostingClassifier" in message and "no_such_column" in message
+    assert "could not be fitted on /d/train.parquet" in message
+    assert isinstance(refused.value, BadInputError)
