@@ -808,6 +808,7 @@ def read_sample(parts: list[dict[str, Any]], k: int) -> pd.DataFrame:
     frames = [
         storage.read_parquet(storage.require_in_data_root(p["sample_uri"], "drift sample"))
         for p in parts
+        if p.get("sample_rows", 1)  # a part with no row in the window has an empty sample
     ]
     merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if merged.empty:
