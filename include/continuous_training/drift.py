@@ -162,7 +162,13 @@ def load_reference(client: Any, model_name: str, version: str) -> pd.DataFrame:
                 f"model {model_name} version {version} has no drift reference "
                 f"({REFERENCE_ARTIFACT} in run {run_id}): {exc}"
             ) from exc
-        reference = pd.read_parquet(path)
+        try:
+            reference = pd.read_parquet(path)
+        except ValueError as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise DriftInputError(
+                f"the drift reference of model {model_name} version {version} "
+                f"({REFERENCE_ARTIFACT} in run {run_id}) is not a readable parquet file: {exc}"
+            ) from exc
     return reference
 
 
