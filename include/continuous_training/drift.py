@@ -162,7 +162,13 @@ def load_reference(client: Any, model_name: str, version: str) -> pd.DataFrame:
                 f"model {model_name} version {version} has no drift reference "
                 f"({REFERENCE_ARTIFACT} in run {run_id}): {exc}"
             ) from exc
-        reference = pd.read_parquet(path)
+        try:
+            reference = pd.read_parquet(path)
+        except ValueError as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise DriftInputError(
+                f"the drift reference of model {model_name} version {version} "
+                f"({REFERENCE_ARTIFACT} in run {run_id}) is not a readable parquet file: {exc}"
+            ) from exc
     return reference
 
 
@@ -173,21 +179,71 @@ def score_reference(model: Any, pipeline: PipelineConfig, reference: pd.DataFram
     return X.assign(**{PREDICTION: predict(model, X, pipeline.task).score})
 
 
+# What MLflow accepts in a metric key (mlflow.utils.validation: alphanumerics, `_ - . space`,
+# `/` and `:`), kept to ASCII; `/` and `:` are left out too, so that a key is never read as a
+# path (`a//b`, a trailing `/`) nor refused on Windows.
+_METRIC_UNSAFE = re.compile(r"[^A-Za-z0-9_. -]+")
+METRIC_PREFIX = "drift.score."
+_MAX_METRIC_KEY = 250  # mlflow.utils.validation.MAX_ENTITY_KEY_LENGTH
+
+
+def metric_key(column: str) -> str:
+    """The MLflow metric key of a column's drift score: readable, accepted, unique.
+
+    A name MLflow accepts as it is stays as it is (`drift.score.usage_gb`). Any other name
+    is spelled in ASCII (accents dropped, other characters as `_`) and gets 8 hex digits of
+    the sha256 of the real name, so two names never share a key:
+    `Monatliche Gebühr (€)` -> `drift.score.Monatliche Gebuhr _-3b0c...`. The real names
+    are in `drift/summary.json` (`metric_keys` maps each to its key).
+    """
+    import hashlib
+    import unicodedata
+
+    ascii_name = unicodedata.normalize("NFKD", column).encode("ascii", "ignore").decode()
+    readable = _METRIC_UNSAFE.sub("_", ascii_name).strip(" ")
+    key = METRIC_PREFIX + readable
+    if readable == column and len(key) <= _MAX_METRIC_KEY:
+        return key
+    digest = hashlib.sha256(column.encode("utf-8")).hexdigest()[:8]
+    room = _MAX_METRIC_KEY - len(METRIC_PREFIX) - len(digest) - 1
+    return f"{METRIC_PREFIX}{readable[:room]}-{digest}"
+
+
+def metric_keys(columns: list[str]) -> dict[str, str]:
+    """`metric_key` of every column, refusing the (astronomically unlikely) shared key."""
+    keys = {c: metric_key(c) for c in columns}
+    if len(set(keys.values())) != len(keys):
+        raise DriftInputError(f"drift metric keys collide for the columns {columns}: rename one")
+    return keys
+
+
 def log_report(snapshot: Any, result: DriftResult, mlflow_run_id: str, client: Any) -> None:
-    """The HTML report, the summary and the scores go to the batch inference's MLflow run."""
+    """The HTML report, the summary and the scores go to the batch inference's MLflow run.
+
+    Metric keys are `metric_key` of each column; the summary keeps the real names.
+    """
     import json
 
+    from mlflow.entities import Metric
+
+    keys = metric_keys(list(result.columns))
     with tempfile.TemporaryDirectory() as tmp:
         html = Path(tmp) / "report.html"
         snapshot.save_html(str(html))
         client.log_artifact(mlflow_run_id, str(html), artifact_path="drift")
         summary = Path(tmp) / "summary.json"
-        summary.write_text(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        text = json.dumps({**result.to_json(), "metric_keys": keys}, indent=2, sort_keys=True)
+        summary.write_text(text, encoding="utf-8")
         client.log_artifact(mlflow_run_id, str(summary), artifact_path="drift")
-    client.log_metric(mlflow_run_id, "drift.drifted_share", result.drifted_share)
-    client.log_metric(mlflow_run_id, "drift.prediction_score", result.prediction.score)
-    for column, drift in result.columns.items():
-        client.log_metric(mlflow_run_id, f"drift.score.{column}", drift.score)
+    now = int(datetime.now().timestamp() * 1000)
+    metrics = {
+        "drift.drifted_share": result.drifted_share,
+        "drift.prediction_score": result.prediction.score,
+        **{keys[column]: drift.score for column, drift in result.columns.items()},
+    }
+    client.log_batch(
+        mlflow_run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
+    )
 
 
 def check_scored_window(
@@ -197,8 +253,13 @@ def check_scored_window(
     champion_version: str,
     tracking_uri: str,
     mlflow_run_id: str,
+    folder: str | None = None,
 ) -> dict[str, Any]:
-    """Compare the window's scoring sample with the champion's reference; log and return it."""
+    """Compare the window's scoring sample with the champion's reference; log and return it.
+
+    The summary is written as `_drift.json` into `folder`, the published set the parts
+    belong to (the date's folder if not given).
+    """
     client = registry.make_client(tracking_uri)
     current = inference.read_sample(parts, pipeline.drift.sample_size)
     if current.empty:
@@ -216,8 +277,12 @@ def check_scored_window(
         "window_end": window.end.isoformat(),
         "report_uri": f"runs:/{mlflow_run_id}/{REPORT_ARTIFACT}",
         "mlflow_run_id": mlflow_run_id,
+        "metric_keys": metric_keys(list(result.columns)),
     }
-    folder = inference.predictions_dir(pipeline.name, window)
+    if folder is None:
+        folder = inference.predictions_dir(pipeline.name, window)
+    else:
+        folder = storage.require_in_data_root(folder, "published predictions")
     storage.write_json_atomic(summary, storage.join(folder, "_drift.json"))
     return summary
 

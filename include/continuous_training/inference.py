@@ -1,11 +1,34 @@
 """Batch inference: split a window into partitions and score each one in record batches.
 
-One partition is one mapped Airflow task. It streams its parquet input batch by batch
-(`ParquetFile.iter_batches`), so memory depends on the batch size and never on the
-partition's size, and writes its predictions through a temporary name, so a re-run of
-the same window replaces the output instead of adding to it. Along the way it keeps a
-bounded uniform sample of what it scored (for the drift check) and, when a challenger
-is shadowing the champion, counts where the two disagree.
+One partition is one mapped Airflow task. It streams its input batch by batch (parquet with
+`ParquetFile.iter_batches`, CSV with pandas' chunked reader), so memory depends on the batch
+size and never on the partition's size. Along the way it keeps a bounded uniform sample of
+what it scored (for the drift check) and, when a challenger is shadowing the champion,
+counts where the two disagree.
+
+Published layout, and why. A date's predictions switch as a whole::
+
+    $CT_DATA_ROOT/<pipeline>/predictions/dt=<date>/
+        _manifest.json                    the pointer: which set is current, its parts
+        set=<run id>-<nonce>/             one complete set, never changed once published
+            part-<key>.parquet            (sha256 and rows of each in the manifest)
+            _drift_sample/part-<key>.parquet
+            _drift.json
+
+Every run writes into a set folder of its own (`pin_champion` draws the nonce, so even a
+cleared run of the same run id gets a fresh one); the mapped tasks never touch a published
+set. `publish_predictions` then writes `_manifest.json`, one small object replaced
+atomically (a rename locally, a single PUT on object stores), and only after that removes
+the sets it superseded. We chose a manifest pointer over renaming a folder into place
+because object stores (S3, GCS via fsspec) have no atomic folder rename: a "rename" there is
+a copy and delete per object, which readers can observe half done. A single-object write
+is atomic everywhere.
+
+Readers find a date's current set by reading `_manifest.json` and following its `uri` (the
+set folder) or its `parts` (URIs with sha256); `published_parts` does that. They must not
+glob the date folder itself: an unpublished set of a running or failed run may lie beside
+the current one until the next successful publish removes it. A failed run therefore leaves
+the published set and the manifest byte for byte as they were.
 """
 
 from __future__ import annotations
@@ -13,7 +36,8 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -38,6 +62,10 @@ class PartitionError(BadInputError):
     """The window cannot be split as configured; the message names the key to change."""
 
 
+class ScoringInputError(SourceError):
+    """A scoring input cannot be scored as it is; the message names the file and the column."""
+
+
 # --------------------------------------------------------------------------- partitions
 
 
@@ -49,6 +77,7 @@ class Partition:
     start: str
     end: str
     path: str | None = None
+    format: str | None = None  # "parquet" or "csv" for a file; None for a fetched range
 
     @property
     def window(self) -> Window:
@@ -68,7 +97,7 @@ def list_partitions(
     """The partitions of `window`, refused before they exceed what can be mapped."""
     source = pipeline.scoring_source
     if source.kind == "file":
-        partitions = _file_partitions(source.path or "", window)
+        partitions = _file_partitions(pipeline, window)
     else:
         partitions = _time_partitions(window, pipeline.inference.partition_hours)
     limit = min(pipeline.inference.max_partitions, max_map_length)
@@ -83,20 +112,35 @@ def list_partitions(
 
 
 def _time_partitions(window: Window, hours: int) -> list[Partition]:
+    """Time ranges of `hours`; each key says where it starts, e.g. `2026-03-14T0600`."""
     step = timedelta(hours=hours)
     partitions, start = [], window.start
     while start < window.end:
         end = min(start + step, window.end)
-        key = start.strftime("%Y%m%dT%H%M")
+        key = start.strftime("%Y-%m-%dT%H%M")
         partitions.append(Partition(key, start.isoformat(), end.isoformat()))
         start = end
     return partitions
 
 
-def _file_partitions(path: str, window: Window) -> list[Partition]:
-    """Every file the path names, with `{date}` filled in for each day of the window."""
+def _source_key(pipeline: PipelineConfig) -> str:
+    """The YAML key of the scoring source, for messages."""
+    return "inference.source" if pipeline.inference.source is not None else "source"
+
+
+def _file_partitions(pipeline: PipelineConfig, window: Window) -> list[Partition]:
+    """Every file the path names, with `{date}` filled in for each day of the window.
+
+    A folder takes its visible files (not `_*` or `.*`, e.g. Spark's `_SUCCESS`) of the
+    configured format, or with a known extension, as the file source does.
+    """
     from fsspec.core import url_to_fs
 
+    from continuous_training.sources import _extension_format
+
+    source = pipeline.scoring_source
+    path = source.path or ""
+    key = _source_key(pipeline)
     patterns = [path]
     if DATE_PLACEHOLDER in path:
         days = math.ceil(window.days)
@@ -110,26 +154,47 @@ def _file_partitions(path: str, window: Window) -> list[Partition]:
         if any(ch in local for ch in "*?["):
             found = [p for p in fs.glob(local) if not fs.isdir(p)]
         elif fs.isdir(local):
-            found = [p for p in fs.find(local) if p.endswith((".parquet", ".pq"))]
+            found = [
+                p
+                for p in fs.find(local)
+                if not p.rsplit("/", 1)[-1].startswith(("_", "."))
+                and (source.format or _extension_format(p))
+            ]
         else:
             found = [local] if fs.exists(local) else []
         scheme = pattern.split("://", 1)[0] + "://" if "://" in pattern else ""
         files.extend(scheme + f for f in sorted(found))
     if not files:
-        raise SourceError(f"inference.source.path {path!r} matches no files for window {window}")
-    return [
-        Partition(_file_key(f), window.start.isoformat(), window.end.isoformat(), f) for f in files
-    ]
+        raise SourceError(f"{key}.path {path!r} matches no files for window {window}")
+    partitions = []
+    for f in files:
+        fmt = source.format or _extension_format(f)
+        if fmt is None:
+            raise PartitionError(
+                f"cannot tell the format of {f!r} ({key}.path {path!r}): "
+                f"set {key}.format to parquet or csv"
+            )
+        start, end = window.start.isoformat(), window.end.isoformat()
+        partitions.append(Partition(_file_key(f, window), start, end, f, fmt))
+    return partitions
 
 
-def _file_key(path: str) -> str:
-    """A readable, unique key: the file's stem plus a digest of its full path."""
+def _file_key(path: str, window: Window) -> str:
+    """A readable, unique key: the day(s) scored, the file's stem, a digest of its full path.
+
+    E.g. `2026-03-14-events_march-1a2b3c4d` for `.../events_march.csv` scored for 2026-03-14.
+    """
     stem = path.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
     digest = hashlib.sha256(path.encode()).hexdigest()[:8]
-    return f"{storage.safe_token(stem)[:40]}-{digest}"
+    days = window_label(window).removeprefix("dt=")
+    return f"{days}-{storage.safe_token(stem)[:40]}-{digest}"
 
 
 # --------------------------------------------------------------------------- locations
+
+MANIFEST = "_manifest.json"
+SET_PREFIX = "set="
+DEFAULT_SET = "manual"
 
 
 def window_label(window: Window) -> str:
@@ -140,28 +205,61 @@ def window_label(window: Window) -> str:
 
 
 def predictions_dir(pipeline_name: str, window: Window) -> str:
-    """Where one window's predictions live: the same place for every re-run of it."""
+    """The date's folder: its manifest (the pointer) and its sets live here."""
     return storage.join(storage.data_root(), pipeline_name, "predictions", window_label(window))
 
 
-def prediction_uri(pipeline_name: str, window: Window, key: str) -> str:
-    return storage.join(predictions_dir(pipeline_name, window), f"part-{key}.parquet")
+def new_set_id(airflow_run_id: str) -> str:
+    """A set id no other run, nor another try of this run, has used: run id plus a nonce."""
+    return f"{storage.safe_token(airflow_run_id)[:80]}-{uuid.uuid4().hex[:8]}"
 
 
-def sample_uri(pipeline_name: str, window: Window, key: str) -> str:
+def set_dir(pipeline_name: str, window: Window, set_id: str = DEFAULT_SET) -> str:
+    """The folder of one set of predictions of the window."""
+    return storage.join(predictions_dir(pipeline_name, window), f"{SET_PREFIX}{set_id}")
+
+
+def prediction_uri(pipeline_name: str, window: Window, key: str, set_id: str = DEFAULT_SET) -> str:
+    return storage.join(set_dir(pipeline_name, window, set_id), f"part-{key}.parquet")
+
+
+def sample_uri(pipeline_name: str, window: Window, key: str, set_id: str = DEFAULT_SET) -> str:
     return storage.join(
-        predictions_dir(pipeline_name, window), "_drift_sample", f"part-{key}.parquet"
+        set_dir(pipeline_name, window, set_id), "_drift_sample", f"part-{key}.parquet"
     )
 
 
 def manifest_uri(pipeline_name: str, window: Window) -> str:
-    return storage.join(predictions_dir(pipeline_name, window), "_manifest.json")
+    return storage.join(predictions_dir(pipeline_name, window), MANIFEST)
+
+
+def published(pipeline_name: str, window: Window) -> dict[str, Any] | None:
+    """The window's manifest (the current set), or None if nothing was published."""
+    uri = manifest_uri(pipeline_name, window)
+    return storage.read_json(uri) if storage.exists(uri) else None
+
+
+def published_parts(pipeline_name: str, window: Window) -> list[str]:
+    """The part files of the window's current set: what a reader of the date reads."""
+    manifest = published(pipeline_name, window)
+    return [p["uri"] for p in manifest["parts"]] if manifest else []
+
+
+def require_unpublished(pipeline_name: str, window: Window, set_id: str) -> None:
+    """Refuse to write into a set that readers already follow."""
+    manifest = published(pipeline_name, window)
+    if manifest and manifest.get("set") == set_id:
+        raise PartitionError(
+            f"set {set_id} of window {window} is already published "
+            f"({manifest_uri(pipeline_name, window)}): clear the whole run, from "
+            "pin_champion, to score the window again"
+        )
 
 
 def materialize_input(
     pipeline: PipelineConfig, partition: Partition, run_id: str, connection_uri: str | None
 ) -> str:
-    """The partition's input as a parquet file: the file itself, or a fetched snapshot."""
+    """The partition's input: the file itself, or a fetched snapshot (parquet)."""
     from continuous_training import sources
 
     if partition.path is not None:
@@ -244,6 +342,7 @@ class ScoringJob:
     # True when the input is a file of the source read as it is (its PII rules are applied
     # to each batch); False for a snapshot `materialize_input` fetched, already protected.
     raw_input: bool = True
+    input_format: str = "parquet"  # or "csv"
 
 
 class BottomKSample:
@@ -304,7 +403,13 @@ def score_partition(
     challenger: tuple[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Stream the input, write predictions atomically; return rows, URIs and shadow stats."""
+    """Stream the input, write predictions atomically; return rows, URIs and shadow stats.
+
+    Bad input (an unreadable file, a missing column, text or infinity in a numeric feature,
+    rows the model refuses) raises `ScoringInputError` naming the file and the column, with
+    nothing written. A batch with no row inside the window is skipped; a partition with no
+    such row at all writes an empty part of the same schema.
+    """
     import pyarrow.parquet as pq
     from fsspec.core import url_to_fs
     from threadpoolctl import threadpool_limits
@@ -314,37 +419,160 @@ def score_partition(
     protect = pii.rules_for(job.pipeline) if job.raw_input else pii.Rules()
     fs, path = url_to_fs(job.input_uri)
     with fs.open(path, "rb") as fh, threadpool_limits(limits=settings.threads_per_task):
-        # pre_buffer would keep every row group's bytes until the loop ends: memory would
-        # grow with the partition instead of staying at one batch.
-        parquet = pq.ParquetFile(fh, pre_buffer=False)
-        state = _ScoringState(job, parquet.metadata.num_rows, challenger, progress)
-        columns = _input_columns(job.pipeline, parquet.schema_arrow.names, job.input_uri)
+        reader = _CsvInput(job, fh) if job.input_format == "csv" else _ParquetInput(job, fh)
+        state = _ScoringState(job, reader.total, challenger, progress)
+        schema = _output_schema(job.pipeline, reader.id_types, champion)
         with storage.open_atomic(job.output_uri) as out:
-            writer = None
+            writer = pq.ParquetWriter(out, schema)
             try:
-                for batch in parquet.iter_batches(settings.batch_size, columns=columns):
-                    table = state.score(protect(batch.to_pandas()), champion)
-                    if writer is None:
-                        writer = pq.ParquetWriter(out, table.schema)
-                    writer.write_table(table)
-                if writer is None:
-                    writer = pq.ParquetWriter(out, state.empty_table().schema)
+                for frame in reader.batches():
+                    table = state.score(protect(frame), champion, schema)
+                    if table is not None:
+                        writer.write_table(table)
             finally:
-                if writer is not None:
-                    writer.close()
+                writer.close()
     return state.finish()
 
 
+# pyarrow's errors that mean "these bytes are not a readable parquet file"; its OSError
+# (ArrowIOError, a network read failing) is left to retries.
+def _arrow_bad_input() -> tuple[type[Exception], ...]:
+    import pyarrow as pa
+
+    return (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _ParquetInput:
+    """A parquet file in record batches of `inference.batch_size` rows."""
+
+    def __init__(self, job: ScoringJob, fh: Any) -> None:
+        import pyarrow.parquet as pq
+
+        self.job = job
+        try:
+            # pre_buffer would keep every row group's bytes until the loop ends: memory
+            # would grow with the partition instead of staying at one batch.
+            self.parquet = pq.ParquetFile(fh, pre_buffer=False)
+        except _arrow_bad_input() as exc:
+            raise ScoringInputError(
+                f"scoring input {job.input_uri} is not a readable parquet file "
+                f"(truncated, or another format): {_first_line(exc)}"
+            ) from exc
+        schema = self.parquet.schema_arrow
+        self.columns = _input_columns(job.pipeline, schema.names, job.input_uri)
+        self.total = self.parquet.metadata.num_rows
+        self.id_types = {c: schema.field(c).type for c in job.pipeline.scoring_id_columns}
+        _check_numeric_types(job, {c: schema.field(c).type for c in job.pipeline.features.numeric})
+
+    def batches(self) -> Iterator[pd.DataFrame]:
+        batches = self.parquet.iter_batches(
+            self.job.pipeline.inference.batch_size, columns=self.columns
+        )
+        read = 0
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except _arrow_bad_input() as exc:
+                raise ScoringInputError(
+                    f"scoring input {self.job.input_uri} cannot be read after row {read}: "
+                    f"{_first_line(exc)}"
+                ) from exc
+            read += batch.num_rows
+            yield batch.to_pandas()
+
+
+class _CsvInput:
+    """A CSV file in chunks of `inference.batch_size` rows, read as the file source reads it:
+    id columns as text, the time column parsed by the same rules."""
+
+    def __init__(self, job: ScoringJob, fh: Any) -> None:
+        import pandas as pd
+        import pyarrow as pa
+
+        self.job, self.fh = job, fh
+        try:
+            header = list(pd.read_csv(fh, nrows=0).columns)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise ScoringInputError(
+                f"scoring input {job.input_uri} is not a readable CSV file: {_first_line(exc)}"
+            ) from exc
+        fh.seek(0)
+        self.columns = _input_columns(job.pipeline, header, job.input_uri)
+        self.total = 0  # unknown until read
+        self.id_types = {c: pa.string() for c in job.pipeline.scoring_id_columns}
+
+    def batches(self) -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
+        pipeline = self.job.pipeline
+        wanted = set(self.columns)
+        chunks = pd.read_csv(
+            self.fh,
+            chunksize=pipeline.inference.batch_size,
+            usecols=lambda c: c in wanted,
+            dtype=dict.fromkeys(pipeline.scoring_id_columns, str),
+        )
+        read = 0
+        while True:
+            try:
+                frame = next(chunks)
+            except StopIteration:
+                return
+            except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+                raise ScoringInputError(
+                    f"scoring input {self.job.input_uri} cannot be read as CSV after data row "
+                    f"{read}: {_first_line(exc)}"
+                ) from exc
+            read += len(frame)
+            yield frame
+
+
 def _input_columns(pipeline: PipelineConfig, available: list[str], uri: str) -> list[str]:
-    needed = [*pipeline.scoring_id_columns, *pipeline.features.all]
+    needed = list(dict.fromkeys([*pipeline.scoring_id_columns, *pipeline.features.all]))
     missing = [c for c in needed if c not in available]
     if missing:
-        raise SourceError(
+        raise ScoringInputError(
             f"scoring input {uri} lacks the columns {missing} (id columns and features "
             "are required)"
         )
     time_column = [pipeline.time_column] if pipeline.time_column in available else []
-    return time_column + needed
+    return list(dict.fromkeys(time_column + needed))
+
+
+def _check_numeric_types(job: ScoringJob, types: dict[str, Any]) -> None:
+    """Refuse a parquet file whose numeric feature is stored as text (or any non-number)."""
+    import pyarrow as pa
+
+    for column, kind in types.items():
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and not (
+            pa.types.is_null(kind) or pa.types.is_boolean(kind) or pa.types.is_decimal(kind)
+        ):
+            raise ScoringInputError(
+                f"scoring input {job.input_uri}: column {column!r} is a numeric feature "
+                f"but is stored as {kind}"
+            )
+
+
+def _output_schema(pipeline: PipelineConfig, id_types: dict[str, Any], champion: Any) -> Any:
+    """The schema of every part, known before the first row: ids, prediction, provenance."""
+    import numpy as np
+    import pyarrow as pa
+
+    fields = [pa.field(c, t) for c, t in id_types.items()]
+    if pipeline.task == "classification":
+        label = pa.array(np.asarray(champion.classes_)[:0]).type
+        fields += [pa.field(PREDICTION, label), pa.field(PROBABILITY, pa.float64())]
+    else:
+        fields.append(pa.field(PREDICTION, pa.float64()))
+    fields += [pa.field(c, pa.string()) for c in ("model_name", "model_version", "airflow_run_id")]
+    return pa.schema(fields)
 
 
 class _ScoringState:
@@ -368,21 +596,76 @@ class _ScoringState:
         self.every = job.pipeline.inference.progress_every_seconds
         self.last_report = time.monotonic()
 
-    def score(self, frame: pd.DataFrame, champion: Any) -> Any:
+    def score(self, frame: pd.DataFrame, champion: Any, schema: Any) -> Any:
+        """The output table of one batch, or None when no row of it is inside the window."""
         pipeline = self.job.pipeline
+        first_row = self.done + 1  # 1-based data row of the file, for messages
         self.done += len(frame)
         frame = self._inside_window(frame)
-        X = frame[pipeline.features.all]
-        scores = predict(champion, X, pipeline.task)
-        if self.shadow is not None and len(frame):
-            self.shadow.add(scores, predict(self.challenger_model, X, pipeline.task))
+        self._report()
+        if frame.empty:
+            return None
+        X = self._checked_features(frame[pipeline.features.all], first_row)
+        scores = self._predict(champion, X, first_row)
+        if self.shadow is not None:
+            self.shadow.add(scores, self._predict(self.challenger_model, X, first_row))
         self.sample.add(X, **{PREDICTION: scores.score})
         self.rows += len(frame)
-        self._report()
-        return self._output_table(frame, scores)
+        return self._output_table(frame, scores, schema)
+
+    def _where(self, frame: pd.DataFrame, mask: Any, first_row: int) -> str:
+        """`data row N` of the file for the first row where `mask` holds."""
+        import numpy as np
+
+        position = int(np.flatnonzero(np.asarray(mask))[0])
+        return f"data row {first_row + int(frame.index[position] - frame.index[0])}"
+
+    def _checked_features(self, X: pd.DataFrame, first_row: int) -> pd.DataFrame:
+        """Numeric features as numbers, finite or null; the first offending value is named.
+
+        Null is fine (the model's pipeline imputes it); text and infinity are not.
+        """
+        import numpy as np
+        import pandas as pd
+
+        uri = self.job.input_uri
+        converted = {}
+        for column in self.job.pipeline.features.numeric:
+            values = X[column]
+            if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+                numbers = pd.to_numeric(values, errors="coerce")
+                bad = numbers.isna() & values.notna()
+                if bad.any():
+                    raise ScoringInputError(
+                        f"scoring input {uri}: column {column!r} is a numeric feature but "
+                        f"holds {values[bad].iloc[0]!r} ({self._where(X, bad, first_row)})"
+                    )
+                converted[column] = numbers.astype("float64")
+                values = converted[column]
+            if pd.api.types.is_float_dtype(values):
+                infinite = np.isinf(values.to_numpy(dtype="float64", na_value=np.nan))
+                if infinite.any():
+                    raise ScoringInputError(
+                        f"scoring input {uri}: column {column!r} holds {int(infinite.sum())} "
+                        f"infinite value(s), first at {self._where(X, infinite, first_row)}; "
+                        "only finite numbers or nulls can be scored"
+                    )
+        return X.assign(**converted) if converted else X
+
+    def _predict(self, model: Any, X: pd.DataFrame, first_row: int) -> Scores:
+        """The model's scores; a refusal of the rows (sklearn's ValueError) names the file."""
+        try:
+            return predict(model, X, self.job.pipeline.task)
+        except (ValueError, TypeError) as exc:
+            raise ScoringInputError(
+                f"scoring input {self.job.input_uri}: the model refuses data rows "
+                f"{first_row}-{self.done} (columns {list(X.columns)}): {_first_line(exc)}"
+            ) from exc
 
     def _inside_window(self, frame: pd.DataFrame) -> pd.DataFrame:
         import pandas as pd
+
+        from continuous_training.sources import _utc_times
 
         column = self.job.pipeline.time_column
         if column not in frame.columns:
@@ -390,33 +673,35 @@ class _ScoringState:
         times = frame[column]
         if not isinstance(times.dtype, pd.DatetimeTZDtype):
             # Converting an already tz-aware column costs as much as the rest of the batch.
-            times = pd.to_datetime(times, utc=True)
+            # Text (CSV) is parsed as the file source parses it.
+            try:
+                times = _utc_times(frame, column, "the scoring input")
+            except SourceError as exc:
+                raise ScoringInputError(f"scoring input {self.job.input_uri}: {exc}") from exc
         inside = (times >= self.job.window.start) & (times < self.job.window.end)
         return frame[inside.to_numpy()]
 
-    def _output_table(self, frame: pd.DataFrame, scores: Scores) -> Any:
+    def _output_table(self, frame: pd.DataFrame, scores: Scores, schema: Any) -> Any:
         import pyarrow as pa
 
         n = len(frame)
         ids = frame[self.job.pipeline.scoring_id_columns].reset_index(drop=True)
-        table = pa.Table.from_pandas(ids, preserve_index=False)
-        table = table.append_column(PREDICTION, pa.array(scores.label))
+        id_schema = pa.schema([schema.field(c) for c in ids.columns])
+        table = pa.Table.from_pandas(ids, schema=id_schema, preserve_index=False)
+        table = table.append_column(
+            schema.field(PREDICTION), pa.array(scores.label).cast(schema.field(PREDICTION).type)
+        )
         if scores.probability is not None:
-            table = table.append_column(PROBABILITY, pa.array(scores.probability, pa.float64()))
+            table = table.append_column(
+                schema.field(PROBABILITY), pa.array(scores.probability, pa.float64())
+            )
         for name, value in (
             ("model_name", self.job.pipeline.model_name),
             ("model_version", self.job.model_version),
             ("airflow_run_id", self.job.airflow_run_id),
         ):
             table = table.append_column(name, pa.repeat(pa.scalar(value, pa.string()), n))
-        return table
-
-    def empty_table(self) -> Any:
-        import pandas as pd
-
-        columns = [*self.job.pipeline.scoring_id_columns, *self.job.pipeline.features.all]
-        empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
-        return self._output_table(empty, Scores(empty.iloc[:, 0].to_numpy(), None))
+        return table.cast(schema)
 
     def _report(self, final: bool = False) -> None:
         now = time.monotonic()
@@ -431,7 +716,7 @@ class _ScoringState:
         return {
             "uri": self.job.output_uri,
             "rows": self.rows,
-            "input_rows": self.total,
+            "input_rows": self.total or self.done,
             "sha256": storage.sha256_of(self.job.output_uri),
             "model_version": self.job.model_version,
             "sample_uri": self.job.sample_uri,
@@ -444,22 +729,31 @@ class _ScoringState:
 
 
 def publish(
-    pipeline: PipelineConfig, window: Window, parts: list[dict[str, Any]], airflow_run_id: str
+    pipeline: PipelineConfig,
+    window: Window,
+    parts: list[dict[str, Any]],
+    airflow_run_id: str,
+    set_id: str = DEFAULT_SET,
 ) -> dict[str, Any]:
-    """Write the window's manifest and remove parts that this run did not write.
+    """Make the set `set_id` the window's published predictions, in one step.
 
-    A window re-scored with fewer partitions (other files, other settings) must not keep
-    stale parts from before; the manifest lists exactly the parts of the last run.
+    Checks that every part lies in the set's folder and exists, then replaces the window's
+    manifest (one atomic write: the switch), then removes what the switch superseded:
+    earlier sets, sets of failed runs, and files of the layout before sets. Readers that
+    follow the manifest see the previous complete set or this one, never a mix.
     """
     versions = sorted({p["model_version"] for p in parts})
     if len(versions) > 1:
         raise PartitionError(f"parts of window {window} were scored by versions {versions}")
-    keep = {p["uri"] for p in parts} | {p["sample_uri"] for p in parts}
-    folder = predictions_dir(pipeline.name, window)
-    for pattern in ("part-*.parquet", "_drift_sample/part-*.parquet"):
-        for uri in storage.list_files(folder, pattern):
-            if uri not in keep:
-                storage.remove(uri)
+    folder = set_dir(pipeline.name, window, set_id)
+    for part in parts:
+        for what in ("uri", "sample_uri"):
+            uri = storage.require_inside(part[what], folder, f"part {what}")
+            if not storage.exists(uri):
+                raise PartitionError(
+                    f"part {uri} of set {set_id} is missing: the set is incomplete and was "
+                    f"not published; run the window again"
+                )
     manifest = {
         "pipeline": pipeline.name,
         "model_name": pipeline.model_name,
@@ -468,11 +762,22 @@ def publish(
         "window_end": window.end.isoformat(),
         "airflow_run_id": airflow_run_id,
         "rows": sum(p["rows"] for p in parts),
+        "set": set_id,
         "uri": folder,
+        "manifest": manifest_uri(pipeline.name, window),
         "parts": sorted(parts, key=lambda p: p["uri"]),
     }
     storage.write_json_atomic(manifest, manifest_uri(pipeline.name, window))
+    _remove_superseded(pipeline.name, window, keep=folder)
     return manifest
+
+
+def _remove_superseded(pipeline_name: str, window: Window, keep: str) -> None:
+    """Everything in the date's folder but the manifest and the current set."""
+    kept = {MANIFEST, keep.rstrip("/").rsplit("/", 1)[-1]}
+    for entry in storage.list_entries(predictions_dir(pipeline_name, window)):
+        if entry.rstrip("/").rsplit("/", 1)[-1] not in kept:
+            storage.remove(entry, recursive=True)
 
 
 def merge_shadow(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -503,6 +808,7 @@ def read_sample(parts: list[dict[str, Any]], k: int) -> pd.DataFrame:
     frames = [
         storage.read_parquet(storage.require_in_data_root(p["sample_uri"], "drift sample"))
         for p in parts
+        if p.get("sample_rows", 1)  # a part with no row in the window has an empty sample
     ]
     merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if merged.empty:

@@ -201,10 +201,20 @@ def list_files(uri: str, pattern: str = "*") -> list[str]:
     return sorted(prefix + p for p in fs.glob(f"{path.rstrip('/')}/{pattern}"))
 
 
-def remove(uri: str) -> None:
+def list_entries(uri: str) -> list[str]:
+    """The files and folders directly under the folder `uri`, as URIs, sorted."""
+    fs, path = _fs(uri)
+    if not fs.exists(path):
+        return []
+    prefix = uri[: len(uri) - len(path)] if uri.endswith(path) else ""
+    return sorted(prefix + p for p in fs.ls(path, detail=False))
+
+
+def remove(uri: str, recursive: bool = False) -> None:
+    """Remove the file (or, with `recursive`, the folder) at `uri` if it exists."""
     fs, path = _fs(uri)
     if fs.exists(path):
-        fs.rm(path)
+        fs.rm(path, recursive=recursive)
 
 
 def _remove_quietly(fs: AbstractFileSystem, path: str) -> None:
@@ -243,20 +253,38 @@ def write_json_atomic(obj: Any, uri: str) -> dict[str, Any]:
 
 
 def read_parquet(uri: str) -> pd.DataFrame:
-    """Read a parquet file at `uri` into a DataFrame."""
+    """Read a parquet file at `uri` into a DataFrame.
+
+    Bytes that are not a readable parquet file (truncated, another format) raise
+    `StorageError` naming the file; an I/O failure (OSError) is left as it is, to retry.
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     fs, path = _fs(uri)
     _require(fs, path, uri)
     with fs.open(path, "rb") as fh:
-        return pq.read_table(fh).to_pandas()
+        try:
+            return pq.read_table(fh).to_pandas()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise StorageError(f"{uri} is not a readable parquet file: {_first_line(exc)}") from exc
 
 
 def read_json(uri: str) -> Any:
+    """Read the JSON file at `uri`; bytes that are not JSON raise `StorageError` naming it."""
     fs, path = _fs(uri)
     _require(fs, path, uri)
     with fs.open(path, "rb") as fh:
-        return json.loads(fh.read().decode("utf-8"))
+        data = fh.read()
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StorageError(f"{uri} is not a readable JSON file: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def sha256_of(uri: str) -> str:

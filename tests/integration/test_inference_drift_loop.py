@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -128,6 +129,7 @@ def test_rerun_of_a_date_replaces_its_output(client) -> None:
     write_pipeline(name)
     assert str(run_dag(f"{name}_weekly_retraining", WEEKLY).state) == "success"
     first = run_dag(f"{name}_batch_inference", BEFORE_DRIFT)
+    before = predictions(first)  # read now: the re-run removes the set it supersedes
     second = run_dag(f"{name}_batch_inference", BEFORE_DRIFT.replace(hour=9))
     assert first.run_id != second.run_id
     folder = xcom_value(second, "publish_predictions")["uri"]
@@ -136,7 +138,8 @@ def test_rerun_of_a_date_replaces_its_output(client) -> None:
     parts = storage.list_files(folder, "part-*.parquet")
     assert len(parts) == 4
     again = pd.concat([pd.read_parquet(p) for p in parts]).sort_values("customer_id")
-    before = predictions(first)
+    superseded = xcom_value(first, "publish_predictions")["parts"]
+    assert not any(Path(p["uri"]).exists() for p in superseded)
     assert len(again) == len(before) == 300
     columns = ["customer_id", "prediction", "probability", "model_version"]
     pd.testing.assert_frame_equal(

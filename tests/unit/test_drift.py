@@ -182,3 +182,28 @@ def test_rollback_refuses(to_version: str, message: str) -> None:
 def test_rollback_needs_a_reason() -> None:
     with pytest.raises(registry.RegistryError, match="needs a reason"):
         registry.rollback(history(), "churn", "1", "  ", "manual__r")
+
+
+# --------------------------------------------------------------------------- metric keys
+
+
+@pytest.mark.parametrize(
+    "column",
+    ["usage_gb", "usage gb", "Monatliche Gebühr (€)", "a/b", "a//b/", "x:y", "€€", "é" * 300],
+)
+def test_every_column_name_gets_a_metric_key_mlflow_accepts(column: str) -> None:
+    from mlflow.utils.validation import _validate_metric_name
+
+    key = drift.metric_key(column)
+    _validate_metric_name(key)  # raises MlflowException on a key MLflow would refuse
+    assert key.startswith("drift.score.") and len(key) <= 250
+    assert key.isascii()
+
+
+def test_metric_keys_stay_readable_and_unique() -> None:
+    assert drift.metric_key("usage_gb") == "drift.score.usage_gb"
+    assert drift.metric_key("usage gb") == "drift.score.usage gb"
+    assert drift.metric_key("Monatliche Gebühr (€)").startswith("drift.score.Monatliche Gebuhr _-")
+    # two names that spell the same in ASCII keep apart
+    keys = drift.metric_keys(["Gebühr", "Gebuhr", "Geb?hr", "Geb_hr"])
+    assert len(set(keys.values())) == 4 and keys["Gebuhr"] == "drift.score.Gebuhr"

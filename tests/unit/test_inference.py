@@ -14,6 +14,7 @@ import pytest
 
 from continuous_training import inference, storage
 from continuous_training.config import ModelConfig, PipelineConfig
+from continuous_training.errors import BadInputError
 from continuous_training.sources import SourceError, SyntheticSource, Window
 from continuous_training.training import build_model
 
@@ -50,16 +51,23 @@ def day_file(config: PipelineConfig, tmp_path: Path) -> tuple[str, pd.DataFrame]
     return str(path), frame
 
 
-def job(config: PipelineConfig, input_uri: str, key: str = "p0") -> inference.ScoringJob:
+def job(
+    config: PipelineConfig,
+    input_uri: str,
+    key: str = "p0",
+    set_id: str = inference.DEFAULT_SET,
+    window: Window = DAY,
+) -> inference.ScoringJob:
     return inference.ScoringJob(
         pipeline=config,
         input_uri=input_uri,
-        output_uri=inference.prediction_uri(config.name, DAY, key),
-        sample_uri=inference.sample_uri(config.name, DAY, key),
-        window=DAY,
+        output_uri=inference.prediction_uri(config.name, window, key, set_id),
+        sample_uri=inference.sample_uri(config.name, window, key, set_id),
+        window=window,
         model_version="7",
         airflow_run_id="manual__x",
-        sample_seed=inference.sample_seed(config.name, DAY, key),
+        sample_seed=inference.sample_seed(config.name, window, key),
+        input_format="csv" if input_uri.endswith(".csv") else "parquet",
     )
 
 
@@ -68,7 +76,7 @@ def job(config: PipelineConfig, input_uri: str, key: str = "p0") -> inference.Sc
 
 def test_time_partitions_cover_the_window(config: PipelineConfig) -> None:
     parts = inference.list_partitions(config, DAY, max_map_length=1024)
-    assert [p.key for p in parts] == [f"20260225T{h:02d}00" for h in (0, 6, 12, 18)]
+    assert [p.key for p in parts] == [f"2026-02-25T{h:02d}00" for h in (0, 6, 12, 18)]
     assert parts[0].window.start == DAY.start and parts[-1].window.end == DAY.end
 
 
@@ -246,15 +254,214 @@ def test_read_sample_is_bounded(
 # --------------------------------------------------------------------------- publishing
 
 
-def test_publish_removes_stale_parts_and_refuses_mixed_versions(
+def test_publish_switches_the_date_to_a_whole_new_set(
     config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame]
 ) -> None:
-    old = inference.score_partition(job(config, day_file[0], "old"), model)
-    new = inference.score_partition(job(config, day_file[0], "new"), model)
-    manifest = inference.publish(config, DAY, [new], "manual__y")
-    assert not Path(old["uri"]).exists() and not Path(old["sample_uri"]).exists()
-    assert Path(new["uri"]).exists()
-    assert manifest["rows"] == 300 and manifest["model_version"] == "7"
-    assert storage.read_json(inference.manifest_uri(config.name, DAY))["parts"] == [new]
+    old = [inference.score_partition(job(config, day_file[0], k, "a"), model) for k in "xy"]
+    inference.publish(config, DAY, old, "manual__a", "a")
+    assert inference.published_parts(config.name, DAY) == sorted(p["uri"] for p in old)
+    # the next run writes its own set; until it publishes, readers still get set a
+    new = [inference.score_partition(job(config, day_file[0], "x", "b"), model)]
+    assert inference.published(config.name, DAY)["set"] == "a"
+    assert all(Path(p["uri"]).exists() for p in old)
+    manifest = inference.publish(config, DAY, new, "manual__b", "b")
+    assert manifest["set"] == "b" and manifest["rows"] == 300 and manifest["model_version"] == "7"
+    assert manifest["uri"] == inference.set_dir(config.name, DAY, "b")
+    assert storage.read_json(inference.manifest_uri(config.name, DAY))["parts"] == new
+    date = Path(inference.predictions_dir(config.name, DAY))
+    # only after the switch is the superseded set removed
+    assert sorted(p.name for p in date.iterdir()) == ["_manifest.json", "set=b"]
     with pytest.raises(inference.PartitionError, match=r"versions \['7', '8'\]"):
-        inference.publish(config, DAY, [new, {**new, "model_version": "8"}], "manual__z")
+        inference.publish(config, DAY, [*new, {**new[0], "model_version": "8"}], "manual__z", "b")
+
+
+def test_an_incomplete_set_is_not_published(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame]
+) -> None:
+    old = [inference.score_partition(job(config, day_file[0], "x", "a"), model)]
+    inference.publish(config, DAY, old, "manual__a", "a")
+    manifest = Path(inference.manifest_uri(config.name, DAY)).read_bytes()
+    new = [inference.score_partition(job(config, day_file[0], k, "b"), model) for k in "xy"]
+    Path(new[1]["uri"]).unlink()
+    with pytest.raises(inference.PartitionError, match="missing: the set is incomplete"):
+        inference.publish(config, DAY, new, "manual__b", "b")
+    # a part handed over from outside the set folder is refused too
+    with pytest.raises(storage.StorageError, match="not under"):
+        inference.publish(config, DAY, [old[0]], "manual__b", "b")
+    assert Path(inference.manifest_uri(config.name, DAY)).read_bytes() == manifest
+    assert all(Path(p["uri"]).exists() for p in old)
+
+
+def test_a_published_set_is_never_written_again(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame]
+) -> None:
+    parts = [inference.score_partition(job(config, day_file[0], "x", "a"), model)]
+    inference.publish(config, DAY, parts, "manual__a", "a")
+    with pytest.raises(inference.PartitionError, match=r"already published.*pin_champion"):
+        inference.require_unpublished(config.name, DAY, "a")
+    inference.require_unpublished(config.name, DAY, "b")
+    assert inference.new_set_id("scheduled__2026-02-26T03:00:00+00:00") != inference.new_set_id(
+        "scheduled__2026-02-26T03:00:00+00:00"
+    )
+
+
+def test_publish_removes_the_layout_before_sets(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame]
+) -> None:
+    date = Path(inference.predictions_dir(config.name, DAY))
+    (date / "_drift_sample").mkdir(parents=True)
+    for legacy in ("part-old.parquet", "_drift_sample/part-old.parquet", "_drift.json"):
+        (date / legacy).write_bytes(b"old")
+    parts = [inference.score_partition(job(config, day_file[0], "x", "a"), model)]
+    inference.publish(config, DAY, parts, "manual__a", "a")
+    assert sorted(p.name for p in date.iterdir()) == ["_manifest.json", "set=a"]
+
+
+# --------------------------------------------------------------------------- file inputs
+
+
+def test_file_partition_keys_name_the_day_and_the_file(make_config: Any, tmp_path: Path) -> None:
+    for name in ("part-0.parquet", "events march.csv", "_SUCCESS", ".hidden.csv", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    config = make_config(source={"kind": "file", "path": str(tmp_path)}, inference={"source": None})
+    parts = inference.list_partitions(config, DAY, max_map_length=1024)
+    assert [(p.key[:-9], p.format) for p in parts] == [
+        ("2026-02-25-events_march", "csv"),
+        ("2026-02-25-part-0", "parquet"),
+    ]
+    assert all(p.key == storage.safe_token(p.key) for p in parts)
+    week = Window(DAY.start - timedelta(days=6), DAY.end)
+    [key, _] = [p.key for p in inference.list_partitions(config, week, max_map_length=1024)]
+    assert key.startswith("2026-02-19_2026-02-26-events_march-")
+
+
+def test_a_file_of_unknown_format_names_the_key(make_config: Any, tmp_path: Path) -> None:
+    (tmp_path / "data.txt").write_bytes(b"")
+    source = {"kind": "file", "path": str(tmp_path / "*.txt")}
+    config = make_config(inference={"source": source})
+    with pytest.raises(inference.PartitionError, match=r"data.txt.*set inference.source.format"):
+        inference.list_partitions(config, DAY, max_map_length=1024)
+
+
+def test_csv_scores_as_parquet_does(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    path, frame = day_file
+    csv = tmp_path / "input.csv"
+    # ids that look like numbers stay text; times written as text, zero fractions dropped
+    frame = frame.assign(customer_id=[f"{i:05d}" for i in range(len(frame))])
+    frame.to_csv(csv, index=False)
+    frame.to_parquet(path, index=False)
+    from_csv = inference.score_partition(job(config, str(csv), "c"), model)
+    from_parquet = inference.score_partition(job(config, path, "p"), model)
+    a, b = pd.read_parquet(from_csv["uri"]), pd.read_parquet(from_parquet["uri"])
+    assert from_csv["rows"] == from_parquet["rows"] == 300
+    assert from_csv["input_rows"] == len(frame)
+    assert a["customer_id"].iloc[0].startswith("0")
+    pd.testing.assert_frame_equal(a, b, check_exact=False)
+
+
+def test_batches_outside_the_window_are_skipped_and_an_empty_part_is_typed(
+    config: PipelineConfig, model: Any, tmp_path: Path
+) -> None:
+    month = Window(datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
+    frame = SyntheticSource(config).fetch(month)
+    path = tmp_path / "events_february.csv"
+    frame.to_csv(path, index=False)
+    scored = inference.score_partition(job(config, str(path)), model)  # batches of 100 rows
+    assert scored["rows"] == 300 and scored["input_rows"] == len(frame)
+    later = Window(datetime(2026, 3, 5, tzinfo=UTC), datetime(2026, 3, 6, tzinfo=UTC))
+    empty = inference.score_partition(job(config, str(path), window=later), model)
+    out = pq.read_table(empty["uri"])
+    assert empty["rows"] == out.num_rows == 0
+    assert out.schema.field("customer_id").type == pa.string()
+    assert out.schema.field("prediction").type == pa.int64()
+    assert out.schema.field("probability").type == pa.float64()
+    assert pq.read_table(scored["uri"]).schema == out.schema
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+def _truncated(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_parquet(path, index=False)
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def _csv_named_parquet(frame: pd.DataFrame, path: Path) -> None:
+    path.write_text(frame.to_csv(index=False))
+
+
+def _infinite(frame: pd.DataFrame, path: Path) -> None:
+    frame = frame.copy()
+    frame.loc[frame.index[40], "usage_gb"] = -np.inf
+    frame.to_parquet(path, index=False)
+
+
+def _text_in_numeric_parquet(frame: pd.DataFrame, path: Path) -> None:
+    frame.assign(monthly_charges=frame["monthly_charges"].astype(str)).to_parquet(path)
+
+
+def _text_in_numeric_csv(frame: pd.DataFrame, path: Path) -> None:
+    frame = frame.astype({"tenure_months": object})
+    frame.loc[frame.index[150], "tenure_months"] = "twelve"
+    frame.to_csv(path, index=False)
+
+
+def _missing_column_csv(frame: pd.DataFrame, path: Path) -> None:
+    frame.drop(columns=["region"]).to_csv(path, index=False)
+
+
+def _bad_time_csv(frame: pd.DataFrame, path: Path) -> None:
+    frame.assign(event_time="yesterday").to_csv(path, index=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "write", "message"),
+    [
+        ("in.parquet", _truncated, r"is not a readable parquet file \(truncated"),
+        ("in.parquet", _csv_named_parquet, r"is not a readable parquet file"),
+        ("in.parquet", _infinite, r"column 'usage_gb' holds 1 infinite value\(s\), first at data"),
+        ("in.parquet", _text_in_numeric_parquet, r"column 'monthly_charges' is a numeric feature"),
+        ("in.csv", _text_in_numeric_csv, r"column 'tenure_months' .* holds 'twelve' \(data row"),
+        ("in.csv", _missing_column_csv, r"lacks the columns \['region'\]"),
+        ("in.csv", _bad_time_csv, r"time_column 'event_time' cannot be read"),
+    ],
+)
+def test_bad_scoring_input_names_the_file_and_column(
+    config: PipelineConfig,
+    model: Any,
+    day_file: tuple[str, pd.DataFrame],
+    tmp_path: Path,
+    name: str,
+    write: Any,
+    message: str,
+) -> None:
+    path = tmp_path / name
+    write(day_file[1], path)
+    scoring = job(config, str(path))
+    with pytest.raises(inference.ScoringInputError, match=message) as err:
+        inference.score_partition(scoring, model)
+    assert isinstance(err.value, BadInputError) and str(path) in str(err.value)
+    assert not Path(scoring.output_uri).exists() and not Path(scoring.sample_uri).exists()
+
+
+def test_the_row_of_an_infinite_value_is_named(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    frame = day_file[1].copy()
+    frame.loc[frame.index[250], "usage_gb"] = np.inf  # batch 3 (rows 201-300)
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    with pytest.raises(inference.ScoringInputError, match="first at data row 251;"):
+        inference.score_partition(job(config, str(tmp_path / "in.csv")), model)
+
+
+def test_nulls_in_features_are_scored(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    frame = day_file[1].copy()
+    frame.loc[frame.index[::3], ["usage_gb", "plan"]] = None
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    result = inference.score_partition(job(config, str(tmp_path / "in.csv")), model)
+    assert result["rows"] == 300
+    assert pd.read_parquet(result["uri"])["probability"].notna().all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from pathlib import Path
 
@@ -237,3 +238,33 @@ def test_object_store_paths_are_checked_after_folding_dotdot(
     else:
         with pytest.raises(StorageError, match=r"not under 's3://bucket/ct'"):
             storage.require_in_data_root(uri)
+
+
+def test_unreadable_files_are_bad_input_naming_the_file(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from continuous_training.errors import BadInputError
+
+    good = tmp_path / "good.parquet"
+    pd.DataFrame({"a": range(100)}).to_parquet(good)
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(good.read_bytes()[:-50])
+    message = f"{re.escape(str(cut))} is not a readable parquet file"
+    with pytest.raises(storage.StorageError, match=message):
+        storage.read_parquet(str(cut))
+    (tmp_path / "bad.json").write_text('{"a": ')
+    with pytest.raises(BadInputError, match=r"bad\.json is not a readable JSON file"):
+        storage.read_json(str(tmp_path / "bad.json"))
+    with pytest.raises(FileNotFoundError):  # absent, not bad: may appear on retry
+        storage.read_parquet(str(tmp_path / "absent.parquet"))
+
+
+def test_list_entries_and_recursive_remove(tmp_path: Path) -> None:
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "sub" / "f").write_text("x")
+    (tmp_path / "d" / "g").write_text("y")
+    entries = storage.list_entries(str(tmp_path / "d"))
+    assert [e.rsplit("/", 1)[-1] for e in entries] == ["g", "sub"]
+    storage.remove(entries[1], recursive=True)
+    assert [p.name for p in (tmp_path / "d").iterdir()] == ["g"]
+    assert storage.list_entries(str(tmp_path / "absent")) == []

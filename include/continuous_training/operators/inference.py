@@ -3,7 +3,9 @@
 pin_champion -> list_partitions -> score_partition.expand(...) -> publish_predictions
 -> check_drift -> emit_drift_event. The champion's version is resolved once, in
 `PinChampion`, and handed to every mapped task, so a promotion during the run cannot
-mix two models in one output.
+mix two models in one output. `PinChampion` also names the run's output set (run id plus a
+nonce): the mapped tasks write only there, and `PublishPredictions` switches the date's
+manifest to it in one step (see `continuous_training.inference`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ from continuous_training.registry import RegistryRefusedError
 
 KIND_BATCH_INFERENCE = "batch_inference"
 DEFAULT_MAX_MAP_LENGTH = 1024
+
+
+def output_set(pinned: dict[str, Any], run_id: str) -> str:
+    """The run's output set; a pin made before sets existed falls back to the run id."""
+    from continuous_training.storage import safe_token
+
+    return pinned.get("output_set") or safe_token(run_id)
 
 
 def pinned_window(pinned: dict[str, Any]) -> Any:
@@ -46,7 +55,7 @@ class PinChampion(PipelineOperator):
     operator_extra_links = (MLflowRunLink(),)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from continuous_training import registry
+        from continuous_training import inference, registry
 
         config = self.config(context)
         tracking_uri = self.tracking_uri()
@@ -87,6 +96,8 @@ class PinChampion(PipelineOperator):
             "window_end": end.isoformat(),
             "mlflow_run_id": run_id,
             "mlflow_run_url": registry.run_url(tracking_uri, experiment_id, run_id),
+            # A fresh set per pin: a cleared run never writes into what readers follow.
+            "output_set": inference.new_set_id(context["run_id"]),
         }
 
     def _verify(self, client: Any, name: str, versions: list[str | None]) -> dict[str, str]:
@@ -132,18 +143,21 @@ class ScorePartition(PipelineOperator):
         champion, shadow = self._models()  # verified before anything is read or written
         partition = inference.Partition.from_json(self.partition)
         window = pinned_window(self.pinned)
+        out_set = output_set(self.pinned, context["run_id"])
+        inference.require_unpublished(config.name, window, out_set)
         conn_id = config.scoring_source.conn_id
         uri = connection_uri(conn_id, sqlalchemy=True) if conn_id else None
         job = inference.ScoringJob(
             pipeline=config,
             input_uri=inference.materialize_input(config, partition, context["run_id"], uri),
-            output_uri=inference.prediction_uri(config.name, window, partition.key),
-            sample_uri=inference.sample_uri(config.name, window, partition.key),
+            output_uri=inference.prediction_uri(config.name, window, partition.key, out_set),
+            sample_uri=inference.sample_uri(config.name, window, partition.key, out_set),
             window=window,
             model_version=self.pinned["champion_version"],
             airflow_run_id=context["run_id"],
             sample_seed=inference.sample_seed(config.name, window, partition.key),
             raw_input=partition.path is not None,
+            input_format=partition.format or "parquet",
         )
         result = inference.score_partition(
             job, champion, shadow, progress=self._log_progress(partition.key)
@@ -165,7 +179,10 @@ class ScorePartition(PipelineOperator):
 
     def _log_progress(self, key: str) -> Any:
         def report(done: int, total: int) -> None:
-            share = done / total if total else 1.0
+            if not total:  # a CSV file: its length is unknown until it is read
+                self.log.info("partition %s: %d rows read", key, done)
+                return
+            share = done / total
             self.log.info(
                 "partition %s: %d of %d rows read (%.0f%%)", key, done, total, share * 100
             )
@@ -174,7 +191,7 @@ class ScorePartition(PipelineOperator):
 
 
 class PublishPredictions(PipelineOperator):
-    """Write the window's manifest, log shadow statistics, and emit the predictions asset."""
+    """Switch the window's manifest to this run's set, log shadow statistics, emit the asset."""
 
     template_fields = (*PipelineOperator.template_fields, "pinned", "parts")
 
@@ -188,7 +205,13 @@ class PublishPredictions(PipelineOperator):
 
         config = self.config(context)
         parts = list(self.parts)
-        manifest = inference.publish(config, pinned_window(self.pinned), parts, context["run_id"])
+        manifest = inference.publish(
+            config,
+            pinned_window(self.pinned),
+            parts,
+            context["run_id"],
+            output_set(self.pinned, context["run_id"]),
+        )
         client = registry.make_client(self.tracking_uri())
         run_id = self.pinned["mlflow_run_id"]
         client.log_metric(run_id, "rows_scored", manifest["rows"])
@@ -207,7 +230,8 @@ class PublishPredictions(PipelineOperator):
             "model_name": manifest["model_name"],
             "model_version": manifest["model_version"],
             "rows": manifest["rows"],
-            "uri": manifest["uri"],
+            "uri": manifest["uri"],  # the published set's folder: read its part-*.parquet
+            "manifest": manifest["manifest"],  # the date's pointer to its current set
             "window_end": manifest["window_end"],
         }
         for outlet in self.outlets:
@@ -237,6 +261,7 @@ class CheckDrift(PipelineOperator):
             self.pinned["champion_version"],
             self.tracking_uri(),
             self.pinned["mlflow_run_id"],
+            folder=self.published.get("uri"),
         )
         if "skipped" in summary:
             self.log.info("drift check skipped: %s", summary["skipped"])
