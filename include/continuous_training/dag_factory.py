@@ -252,8 +252,10 @@ per batch) → **publish_predictions** (manifest, asset `{predictions_asset(conf
 champion's training sample) → **emit_drift_event** on `{drift_asset(config).name}` when
 at least {config.drift.drifted_share_threshold:.0%} of the features drifted.
 
-Predictions: `$CT_DATA_ROOT/{config.name}/predictions/dt=<date>/part-*.parquet`; a re-run
-of a date replaces them.
+Predictions: `$CT_DATA_ROOT/{config.name}/predictions/dt=<date>/_manifest.json` points at
+the date's current set, `set=<run>/part-*.parquet`: read the manifest and follow its `uri`.
+A re-run writes a new set and switches the manifest in one step, so readers see the old set or
+the new one, never a mix; a failed re-run leaves the published set untouched.
 """
 
 

@@ -136,7 +136,7 @@ def _file_partitions(pipeline: PipelineConfig, window: Window) -> list[Partition
     """
     from fsspec.core import url_to_fs
 
-    from continuous_training.sources import _extension_format
+    from continuous_training.sources import extension_format
 
     source = pipeline.scoring_source
     path = source.path or ""
@@ -158,7 +158,7 @@ def _file_partitions(pipeline: PipelineConfig, window: Window) -> list[Partition
                 p
                 for p in fs.find(local)
                 if not p.rsplit("/", 1)[-1].startswith(("_", "."))
-                and (source.format or _extension_format(p))
+                and (source.format or extension_format(p))
             ]
         else:
             found = [local] if fs.exists(local) else []
@@ -168,7 +168,7 @@ def _file_partitions(pipeline: PipelineConfig, window: Window) -> list[Partition
         raise SourceError(f"{key}.path {path!r} matches no files for window {window}")
     partitions = []
     for f in files:
-        fmt = source.format or _extension_format(f)
+        fmt = source.format or extension_format(f)
         if fmt is None:
             raise PartitionError(
                 f"cannot tell the format of {f!r} ({key}.path {path!r}): "
@@ -665,7 +665,7 @@ class _ScoringState:
     def _inside_window(self, frame: pd.DataFrame) -> pd.DataFrame:
         import pandas as pd
 
-        from continuous_training.sources import _utc_times
+        from continuous_training.sources import utc_times
 
         column = self.job.pipeline.time_column
         if column not in frame.columns:
@@ -675,7 +675,7 @@ class _ScoringState:
             # Converting an already tz-aware column costs as much as the rest of the batch.
             # Text (CSV) is parsed as the file source parses it.
             try:
-                times = _utc_times(frame, column, "the scoring input")
+                times = utc_times(frame, column, "the scoring input")
             except SourceError as exc:
                 raise ScoringInputError(f"scoring input {self.job.input_uri}: {exc}") from exc
         inside = (times >= self.job.window.start) & (times < self.job.window.end)

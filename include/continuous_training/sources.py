@@ -177,7 +177,7 @@ def fetch_window(source: DataSource, pipeline: PipelineConfig, window: Window) -
         )
     # Personal data is hashed or dropped here, before anything downstream can write it.
     df = pii.apply(df, pipeline)
-    times = _utc_times(df, pipeline.time_column, describe(source.pipeline.source))
+    times = utc_times(df, pipeline.time_column, describe(source.pipeline.source))
     inside = (times >= window.start) & (times < window.end)
     df = df.assign(**{pipeline.time_column: times})[inside.to_numpy()]
     keys = [pipeline.time_column, *(c for c in pipeline.id_columns if c in df.columns)]
@@ -206,7 +206,7 @@ def describe(source: SourceConfig) -> str:
     return f"{text} (source.{detail[0]} {detail[1]!r})" if detail else text
 
 
-def _utc_times(df: pd.DataFrame, column: str, origin: str) -> pd.Series:
+def utc_times(df: pd.DataFrame, column: str, origin: str) -> pd.Series:
     """The time column as UTC `datetime64[ns, UTC]`, read one way only, or SourceError.
 
     Naive values are UTC, whatever their neighbours: pandas would otherwise give a naive
@@ -548,7 +548,7 @@ class FileSource(DataSource):
     def _window_of(self, fs: Any, path: str, window: Window) -> pd.DataFrame:
         df = self._read(fs, path, window)
         column = self.pipeline.time_column
-        times = _utc_times(df, column, f"file {_file_name(fs, path)!r}")
+        times = utc_times(df, column, f"file {_file_name(fs, path)!r}")
         df = df.assign(**{column: times})
         return df[((times >= window.start) & (times < window.end)).to_numpy()]
 
@@ -579,10 +579,10 @@ class FileSource(DataSource):
         name = path.rsplit("/", 1)[-1]
         if name.startswith(("_", ".")):
             return False
-        return bool(self.pipeline.source.format) or _extension_format(name) is not None
+        return bool(self.pipeline.source.format) or extension_format(name) is not None
 
     def _format_of(self, path: str) -> str:
-        fmt = self.pipeline.source.format or _extension_format(path)
+        fmt = self.pipeline.source.format or extension_format(path)
         if fmt is None:
             raise SourceError(
                 f"cannot tell the format of {path!r}: set source.format to parquet or csv"
@@ -630,7 +630,7 @@ def _file_name(fs: Any, path: str) -> str:
     return path if "file" in protocols or "local" in protocols else fs.unstrip_protocol(path)
 
 
-def _extension_format(path: str) -> str | None:
+def extension_format(path: str) -> str | None:
     name = path.rsplit("/", 1)[-1].lower()
     return _EXTENSIONS.get("." + name.rsplit(".", 1)[-1]) if "." in name else None
 

@@ -7,6 +7,8 @@ an undisturbed run of the same data: the same snapshot hashes, the same model, t
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -59,12 +61,14 @@ def test_worker_killed_while_training(
 
 
 def _predictions(stack: NativeStack) -> dict[str, pd.DataFrame]:
+    """The published parts of every date, as a reader finds them: through the manifest."""
     folder = stack.settings.data_root / "churn" / "predictions"
-    return {
-        str(path.relative_to(folder)): pd.read_parquet(path)
-        for path in sorted(folder.rglob("part-*.parquet"))
-        if "_drift_sample" not in path.parts
-    }
+    frames = {}
+    for manifest in sorted(folder.glob("dt=*/_manifest.json")):
+        for part in json.loads(manifest.read_text())["parts"]:
+            path = Path(part["uri"])
+            frames[f"{manifest.parent.name}/{path.name}"] = pd.read_parquet(path)
+    return frames
 
 
 def test_worker_killed_while_scoring(

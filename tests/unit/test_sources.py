@@ -582,11 +582,11 @@ def test_rows_without_a_time_fail_instead_of_vanishing(tmp_path) -> None:
     """A null time puts a row in no window: it is named, never silently dropped."""
     import pandas as pd
 
-    from continuous_training.sources import SourceError, _utc_times
+    from continuous_training.sources import SourceError, utc_times
 
     frame = pd.DataFrame({"event_time": ["2026-02-03 10:00:00", None, "2026-02-04T11:00:00Z"]})
     with pytest.raises(SourceError) as refused:
-        _utc_times(frame, "event_time", "file '/d/events.csv'")
+        utc_times(frame, "event_time", "file '/d/events.csv'")
     message = str(refused.value)
     assert "time_column 'event_time' from file '/d/events.csv'" in message
     assert "1 of 3 rows have no time (null)" in message
