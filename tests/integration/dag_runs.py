@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ import yaml
 
 from tests.environment import ROOT, SESSION_DIR
 
+# The retraining chain, in order.
+CHAIN = ["fetch", "validate", "train_candidate", "evaluate_vs_champion", "promote"]
 # (dag_id, run_id, task_id) -> the text of the exception each failed attempt ended with
 _TASK_ERRORS: dict[tuple[str, str, str], list[str]] = {}
 
@@ -137,3 +140,26 @@ def xcom_value(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
         return json.loads(value)
     except json.JSONDecodeError:
         return value  # extra links are stored as the bare URL
+
+
+def folder_hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def assert_failed_at(run: Any, task_id: str) -> str:
+    """The run failed at `task_id` at its first attempt, after the tasks before it succeeded.
+
+    Returns the message of the exception it failed with (what its log ends with).
+    """
+    states = task_states(run)
+    assert str(run.state) == "failed", states
+    at = CHAIN.index(task_id)
+    assert all(states[t] == "success" for t in CHAIN[:at]), states
+    assert states[task_id] == "failed", states
+    assert all(states[t] == "upstream_failed" for t in CHAIN[at + 1 :]), states
+    [error] = task_errors(run)[task_id]  # one attempt: bad input is not retried
+    return error

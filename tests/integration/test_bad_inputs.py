@@ -12,7 +12,6 @@ param) are tested where they happen, with the same checks wherever a run is invo
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,9 +27,10 @@ from sqlalchemy import create_engine, text
 
 from tests.environment import ROOT, SESSION_DIR
 from tests.integration.dag_runs import (
+    assert_failed_at,
     champion,
+    folder_hashes,
     run_dag,
-    task_errors,
     task_states,
     versions,
     write_pipeline,
@@ -46,19 +46,10 @@ GOOD_RUN = datetime(2026, 3, 1, 2, tzinfo=UTC)
 WINDOW_START, WINDOW_END = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)
 WINDOW_TEXT = "[2026-02-01T00:00:00+00:00, 2026-03-01T00:00:00+00:00)"
 HOLDOUT_START = pd.Timestamp("2026-02-22", tz="UTC")
-CHAIN = ["fetch", "validate", "train_candidate", "evaluate_vs_champion", "promote"]
 
 
 def data_root() -> Path:
     return Path(os.environ["CT_DATA_ROOT"])
-
-
-def folder_hashes(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def expectation_columns() -> dict[str, Any]:
@@ -119,21 +110,6 @@ def baseline(
     return Baseline(
         client, good, folder / "current.parquet", folder / "good.parquet", run_folder, hashes
     )
-
-
-def assert_failed_at(run: Any, task_id: str) -> str:
-    """The run failed at `task_id` at its first attempt, after the tasks before it succeeded.
-
-    Returns the message of the exception it failed with (what its log ends with).
-    """
-    states = task_states(run)
-    assert str(run.state) == "failed", states
-    at = CHAIN.index(task_id)
-    assert all(states[t] == "success" for t in CHAIN[:at]), states
-    assert states[task_id] == "failed", states
-    assert all(states[t] == "upstream_failed" for t in CHAIN[at + 1 :]), states
-    [error] = task_errors(run)[task_id]  # one attempt: bad input is not retried
-    return error
 
 
 def other_pipeline(suffix: str, **overrides: Any) -> str:

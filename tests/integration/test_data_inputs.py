@@ -21,8 +21,15 @@ import pytest
 import yaml
 
 from tests.environment import ROOT
-from tests.integration.dag_runs import champion, run_dag, task_states, versions, write_pipeline
-from tests.integration.test_bad_inputs import assert_failed_at, folder_hashes
+from tests.integration.dag_runs import (
+    assert_failed_at,
+    champion,
+    folder_hashes,
+    run_dag,
+    task_states,
+    versions,
+    write_pipeline,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -33,6 +33,7 @@ import yaml
 from tests.environment import ROOT
 from tests.integration.dag_runs import (
     champion,
+    folder_hashes,
     run_dag,
     task_errors,
     task_states,
@@ -49,14 +50,6 @@ DAY_RUN = datetime(2026, 3, 15, 3, tzinfo=UTC)  # scores 2026-03-14
 CHARGES, USAGE = "Monatliche Gebühr (€)", "usage gb"
 RENAMED = {"monthly_charges": CHARGES, "usage_gb": USAGE}
 INFERENCE_CHAIN = ["pin_champion", "list_partitions", "score_partition", "publish_predictions"]
-
-
-def folder_hashes(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 @dataclass(frozen=True)
