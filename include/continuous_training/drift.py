@@ -82,11 +82,20 @@ def compare(
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
-    for side, frame in (("reference", reference), ("current", current)):
+    columns = [*pipeline.features.all, PREDICTION]
+    sides = (("reference (the champion's training sample)", reference), ("scored", current))
+    for side, frame in sides:
         if frame.empty:
             raise DriftInputError(f"drift check of {pipeline.name}: the {side} sample is empty")
+        empty = [c for c in columns if frame[c].isna().all()]
+        if empty:
+            # Evidently cannot compare a column without values; an upstream that stopped
+            # filling a feature is worth a loud failure, not a retry or a silent skip.
+            raise DriftInputError(
+                f"drift check of {pipeline.name}: features {empty} are entirely null in the "
+                f"{side} sample ({len(frame)} rows): fix the data feeding them"
+            )
     cfg = pipeline.drift
-    columns = [*pipeline.features.all, PREDICTION]
     definition = DataDefinition(
         numerical_columns=[*pipeline.features.numeric, PREDICTION],
         categorical_columns=pipeline.features.categorical,
@@ -102,10 +111,16 @@ def compare(
         ],
         include_tests=True,
     )
-    snapshot = report.run(
-        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
-        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
-    )
+    try:
+        snapshot = report.run(
+            current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+            reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+        )
+    except (ValueError, TypeError) as exc:  # Evidently's refusals of the data itself
+        raise DriftInputError(
+            f"drift check of {pipeline.name}: Evidently refused the samples of the features "
+            f"{pipeline.features.all}: {exc}"
+        ) from exc
     per_column = _column_results(snapshot.dict())
     features = {c: per_column[c] for c in pipeline.features.all}
     drifted = [c for c, d in features.items() if d.drifted]

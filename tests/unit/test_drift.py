@@ -67,8 +67,21 @@ def test_thresholds_come_from_the_yaml(make_config: Any, reference: pd.DataFrame
 
 
 def test_an_empty_side_is_named(config: PipelineConfig, reference: pd.DataFrame) -> None:
-    with pytest.raises(drift.DriftInputError, match="current sample is empty"):
+    with pytest.raises(drift.DriftInputError, match="scored sample is empty"):
         drift.compare(config, reference, reference.head(0))
+
+
+def test_a_feature_null_throughout_the_scored_sample_is_named(
+    config: PipelineConfig, reference: pd.DataFrame
+) -> None:
+    """Evidently's bare ValueError used to be retried; the column is named instead."""
+    current = frame(config, ONSET - timedelta(days=3), 1).assign(usage_gb=np.nan, plan=None)
+    with pytest.raises(drift.DriftInputError) as refused:
+        drift.compare(config, reference, current)
+    message = str(refused.value)
+    assert "features ['usage_gb', 'plan'] are entirely null in the scored sample (300 rows)" in (
+        message
+    )
 
 
 def test_event_extra_carries_what_debounce_needs() -> None:
