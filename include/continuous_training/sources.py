@@ -40,6 +40,10 @@ class SourceError(BadInputError):
     """Data could not be fetched; the message names the config key, path or column."""
 
 
+class SourceUnavailableError(RuntimeError):
+    """The source's server cannot be reached now: retried, unlike a SourceError."""
+
+
 class EmptyWindowError(SourceError):
     """The source returned no rows for a window that needs data (a retrain's window)."""
 
@@ -685,7 +689,7 @@ class SqlSource(DataSource):
     def fetch(self, window: Window) -> pd.DataFrame:
         import pandas as pd
         from sqlalchemy import create_engine, text
-        from sqlalchemy.exc import SQLAlchemyError
+        from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
         cfg = self.pipeline.source
         if not self.connection_uri:
@@ -701,6 +705,13 @@ class SqlSource(DataSource):
         try:
             with engine.connect() as conn:
                 df = pd.read_sql_query(text(cfg.query or ""), conn, params=params)
+        except OperationalError as exc:
+            # The database is down, restarting or unreachable: a fault that passes, so it
+            # is left to the retries (not a SourceError), but it names the connection.
+            raise SourceUnavailableError(
+                f"source.conn_id {cfg.conn_id!r} ({safe_url}): the database could not be "
+                f"reached or failed to run source.query: {_first_line(exc)}"
+            ) from exc
         except SQLAlchemyError as exc:
             raise SourceError(
                 f"source.conn_id {cfg.conn_id!r} ({safe_url}): source.query failed: {exc}"
@@ -708,6 +719,10 @@ class SqlSource(DataSource):
         finally:
             engine.dispose()
         return _conform(df, self.pipeline)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 BUILTIN_SOURCES: dict[str, type[DataSource]] = {

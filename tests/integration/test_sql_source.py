@@ -171,3 +171,21 @@ def test_source_params_are_bound_and_an_injection_is_only_a_value(
         count = conn.execute(text("SELECT count(*) FROM churn_events")).scalar_one()
     engine.dispose()
     assert count == len(events)
+
+
+def test_an_unreachable_database_is_retried_not_failed_at_once(
+    sql_config: PipelineConfig,
+) -> None:
+    """Connection refused is a fault that passes: not bad input, and the error names it."""
+    from continuous_training.errors import is_bad_input
+    from continuous_training.sources import SourceUnavailableError
+    from tests.integration.conftest import free_port
+
+    closed = f"postgresql+psycopg2://postgres:s3cret@127.0.0.1:{free_port()}/nowhere"
+    source = SqlSource(sql_config, connection_uri=closed)
+    with pytest.raises(SourceUnavailableError) as err:
+        source.fetch(Window(utc(2026, 3, 1), utc(2026, 3, 2)))
+    message = str(err.value)
+    assert "source.conn_id 'churn_db'" in message and "could not be reached" in message
+    assert "s3cret" not in message
+    assert not is_bad_input(err.value)
