@@ -490,15 +490,21 @@ class _ParquetInput:
 
 class _CsvInput:
     """A CSV file in chunks of `inference.batch_size` rows, read as the file source reads it:
-    id columns as text, the time column parsed by the same rules."""
+    the same delimiter and BOM handling, ids and categories as text, times by the same rules."""
 
     def __init__(self, job: ScoringJob, fh: Any) -> None:
         import pandas as pd
         import pyarrow as pa
 
+        from continuous_training.sources import csv_delimiter
+
         self.job, self.fh = job, fh
+        self.delimiter = csv_delimiter(fh.read(64 * 1024))
+        fh.seek(0)
         try:
-            header = list(pd.read_csv(fh, nrows=0).columns)
+            header = list(
+                pd.read_csv(fh, nrows=0, sep=self.delimiter, encoding="utf-8-sig").columns
+            )
         except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise ScoringInputError(
                 f"scoring input {job.input_uri} is not a readable CSV file: {_first_line(exc)}"
@@ -511,13 +517,17 @@ class _CsvInput:
     def batches(self) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
+        from continuous_training.sources import csv_text_columns
+
         pipeline = self.job.pipeline
         wanted = set(self.columns)
         chunks = pd.read_csv(
             self.fh,
+            sep=self.delimiter,
+            encoding="utf-8-sig",
             chunksize=pipeline.inference.batch_size,
             usecols=lambda c: c in wanted,
-            dtype=dict.fromkeys(pipeline.scoring_id_columns, str),
+            dtype=csv_text_columns(pipeline),
         )
         read = 0
         while True:

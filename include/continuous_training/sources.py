@@ -596,31 +596,47 @@ class FileSource(DataSource):
     def _read(self, fs: Any, path: str, window: Window) -> pd.DataFrame:
         if self._format_of(path) == "parquet":
             return _read_parquet(fs, path, self.pipeline.time_column, window)
-        return _read_csv(fs, path, self.pipeline.id_columns)
+        return _read_csv(fs, path, self.pipeline)
 
 
-def _read_csv(fs: Any, path: str, id_columns: list[str]) -> pd.DataFrame:
-    """A CSV as its writer meant it: a UTF-8 BOM is not part of the first column's name,
-    and the delimiter (`,` `;` tab or `|`) is the one the header line is split by.
-
-    Id columns stay strings ("007" is not 7), as they are in parquet and SQL.
-    """
+def csv_delimiter(head: bytes) -> str:
+    """The delimiter (`,` `;` tab or `|`) the header line of a CSV is split by."""
     import csv
-    import io
 
+    first_line = head.decode("utf-8-sig", errors="replace").splitlines()[:1]
+    try:
+        return csv.Sniffer().sniff(first_line[0], delimiters=",;\t|").delimiter
+    except (csv.Error, IndexError):
+        return ","
+
+
+def csv_text_columns(pipeline: PipelineConfig) -> dict[str, type]:
+    """Columns a CSV must hand over as text: CSV has no types, the YAML says what they are.
+
+    Ids stay strings ("007" is not 7), as in parquet and SQL; categorical features stay
+    categories even when they look like numbers (zip codes, store numbers), in training and
+    scoring alike.
+    """
+    columns = [
+        *pipeline.id_columns,
+        *pipeline.scoring_id_columns,
+        *pipeline.features.categorical,
+    ]
+    return dict.fromkeys(columns, str)
+
+
+def _read_csv(fs: Any, path: str, pipeline: PipelineConfig) -> pd.DataFrame:
+    """A CSV as its writer meant it: a UTF-8 BOM is not part of the first column's name, the
+    delimiter is the header's, and the YAML's text columns are read as text."""
     import pandas as pd
 
     with fs.open(path, "rb") as fh:
-        head = fh.read(64 * 1024)
-    first_line = head.decode("utf-8-sig", errors="replace").splitlines()[:1]
-    try:
-        delimiter = csv.Sniffer().sniff(first_line[0], delimiters=",;\t|").delimiter
-    except (csv.Error, IndexError):
-        delimiter = ","
-    dtypes = dict.fromkeys(id_columns, str)
-    with fs.open(path, "rb") as fh, io.TextIOWrapper(fh, encoding="utf-8-sig") as text:
+        delimiter = csv_delimiter(fh.read(64 * 1024))
+    with fs.open(path, "rb") as fh:
         try:
-            return pd.read_csv(text, sep=delimiter, dtype=dtypes)
+            return pd.read_csv(
+                fh, sep=delimiter, encoding="utf-8-sig", dtype=csv_text_columns(pipeline)
+            )
         except (ValueError, pd.errors.ParserError) as exc:
             reason = str(exc).strip().splitlines()[0]
             raise SourceError(

@@ -59,7 +59,9 @@ DATETIME_DTYPES = [
     *(f"datetime64[{unit}]" for unit in ("ns", "us", "ms", "s")),
     *(f"datetime64[{unit}, UTC]" for unit in ("ns", "us", "ms", "s")),
 ]
-CLASSIFICATION_TARGET_DTYPES = [*_INT_DTYPES, "bool", "boolean"]
+# Floats too: a label column that once held a null is float64 (0.0/1.0) in most exports; the
+# label check below still requires the values themselves to be 0 or 1.
+CLASSIFICATION_TARGET_DTYPES = [*_INT_DTYPES, *_FLOAT_DTYPES, "bool", "boolean"]
 # The classes of a classification target: the positive class is 1 (True).
 LABEL_VALUES = (0, 1)
 
@@ -73,7 +75,7 @@ _DTYPE_KINDS = {
     "numeric": "numeric (int/float)",
     "categorical": "string/object/category",
     "datetime": "datetime (naive or UTC)",
-    "label": "int/bool",
+    "label": "numbers 0/1 or bool",
 }
 
 

@@ -361,6 +361,41 @@ def test_csv_scores_as_parquet_does(
     pd.testing.assert_frame_equal(a, b, check_exact=False)
 
 
+def test_a_csv_of_another_dialect_scores_as_the_file_source_reads_it(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    """A BOM and ';' train (the file source reads them), so they must score too."""
+    path, frame = day_file
+    frame.to_parquet(path, index=False)
+    semicolons = tmp_path / "input.csv"
+    semicolons.write_bytes(b"\xef\xbb\xbf" + frame.to_csv(index=False, sep=";").encode())
+    from_csv = inference.score_partition(job(config, str(semicolons), "c"), model)
+    from_parquet = inference.score_partition(job(config, path, "p"), model)
+    a, b = pd.read_parquet(from_csv["uri"]), pd.read_parquet(from_parquet["uri"])
+    assert from_csv["rows"] == 300
+    pd.testing.assert_frame_equal(a, b, check_exact=False)
+
+
+def test_categories_that_look_like_numbers_stay_text_in_csv(
+    config: PipelineConfig, model: Any, tmp_path: Path
+) -> None:
+    """Region codes listed as categorical: a CSV has no types, the YAML says text.
+
+    Read as numbers, the model trained on text categories would refuse them at scoring.
+    """
+    from continuous_training.config import SourceConfig
+    from continuous_training.sources import FileSource, csv_text_columns
+
+    csv = tmp_path / "events.csv"
+    frame = SyntheticSource(config).fetch(DAY)
+    frame.assign(region=["0042"] * len(frame)).to_csv(csv, index=False)
+    as_file = config.model_copy(update={"source": SourceConfig(kind="file", path=str(csv))})
+    assert FileSource(as_file).fetch(DAY)["region"].iloc[0] == "0042"
+    assert set(csv_text_columns(config)) >= {"customer_id", "plan", "region", "payment_method"}
+    scored = inference.score_partition(job(config, str(csv)), model)
+    assert scored["rows"] == 300
+
+
 def test_batches_outside_the_window_are_skipped_and_an_empty_part_is_typed(
     config: PipelineConfig, model: Any, tmp_path: Path
 ) -> None:

@@ -148,11 +148,13 @@ def test_numbers_stored_as_strings_fail_the_dtype_check(pipeline: PipelineConfig
     assert failure.sample == df["tenure_months"].head(5).tolist()
 
 
-def test_float_target_fails_for_classification(pipeline: PipelineConfig) -> None:
+def test_a_datetime_target_fails_the_dtype_check_for_classification(
+    pipeline: PipelineConfig,
+) -> None:
     df = churn_frame()
-    df["churned"] = df["churned"].astype(float)
+    df["churned"] = df["event_time"]
     failure = _only(validate(df, pipeline), "expect_column_values_to_be_in_dtype_list", "churned")
-    assert failure.detail == "dtype float64 is not int/bool"
+    assert failure.detail == "dtype datetime64[ns, UTC] is not numbers 0/1 or bool"
 
 
 def test_naive_time_column_fails_only_when_not_datetime(pipeline: PipelineConfig) -> None:
@@ -513,3 +515,15 @@ def test_a_categorical_feature_beyond_the_distinct_limit_fails_with_its_count() 
     assert "expectations.table.max_distinct_categories (100)" in failure.detail
     data["expectations"]["table"]["max_distinct_categories"] = None
     assert validate(df, parse_pipeline(data, "churn.yaml")).success
+
+
+def test_float_labels_of_0_and_1_pass_and_other_floats_fail() -> None:
+    """A label column that once held a null is float64 in most exports: 0.0/1.0 are labels."""
+    pipeline = _loose()
+    df = churn_frame()
+    df["churned"] = df["churned"].astype("float64")
+    assert validate(df, pipeline).success, validate(df, pipeline).summary()
+    df.loc[df.index[:2], "churned"] = 0.5
+    failure = _only(validate(df, pipeline), "expect_column_values_to_be_in_set", "churned")
+    assert failure.detail.startswith("2 of 300 non-null values of the classification target")
+    assert 0.5 in failure.sample
