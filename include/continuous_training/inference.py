@@ -660,6 +660,22 @@ class _ScoringState:
                         f"infinite value(s), first at {self._where(X, infinite, first_row)}; "
                         "only finite numbers or nulls can be scored"
                     )
+        for column in self.job.pipeline.features.categorical:
+            values = X[column]
+            if isinstance(values.dtype, pd.CategoricalDtype):
+                values = values.astype(object)
+            # infer_dtype runs in C: the per-value path below is taken only to name a culprit
+            if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+                # Training saw text (validation requires it): numbers here would either be
+                # refused by the encoder or silently match nothing.
+                bad = values.notna() & ~values.map(lambda v: isinstance(v, str))
+                first = values[bad].iloc[0]
+                shown = first.item() if hasattr(first, "item") else first
+                raise ScoringInputError(
+                    f"scoring input {uri}: column {column!r} is a categorical feature but holds "
+                    f"{shown!r} ({type(first).__name__}, {self._where(X, bad, first_row)}); "
+                    "categories are text, as in training"
+                )
         return X.assign(**converted) if converted else X
 
     def _predict(self, model: Any, X: pd.DataFrame, first_row: int) -> Scores:

@@ -451,6 +451,10 @@ def _bad_time_csv(frame: pd.DataFrame, path: Path) -> None:
     frame.assign(event_time="yesterday").to_csv(path, index=False)
 
 
+def _numbers_in_categorical_parquet(frame: pd.DataFrame, path: Path) -> None:
+    frame.assign(region=np.arange(len(frame))).to_parquet(path)
+
+
 @pytest.mark.parametrize(
     ("name", "write", "message"),
     [
@@ -461,6 +465,11 @@ def _bad_time_csv(frame: pd.DataFrame, path: Path) -> None:
         ("in.csv", _text_in_numeric_csv, r"column 'tenure_months' .* holds 'twelve' \(data row"),
         ("in.csv", _missing_column_csv, r"lacks the columns \['region'\]"),
         ("in.csv", _bad_time_csv, r"time_column 'event_time' cannot be read"),
+        (
+            "in.parquet",
+            _numbers_in_categorical_parquet,
+            r"column 'region' is a categorical feature but holds \d+ \(int64, data row",
+        ),
     ],
 )
 def test_bad_scoring_input_names_the_file_and_column(
