@@ -42,6 +42,15 @@ MAX_WINDOW_DAYS = 3650
 # Airflow's schedule presets (cron strings are checked by croniter, as Airflow does).
 SCHEDULE_PRESETS = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly"}
 SCHEDULE_PRESETS |= {"@quarterly", "@yearly", "@annually", "@midnight"}
+# Columns batch inference writes beside the ids (and the drift sample beside the features).
+RESERVED_COLUMNS = (
+    "prediction",
+    "probability",
+    "model_name",
+    "model_version",
+    "airflow_run_id",
+    "_sample_key",
+)
 BUILTIN_SOURCES = {"synthetic", "file", "sql"}
 WINDOW_BINDS = ("window_start", "window_end")
 # SQLAlchemy's own pattern for `:name` binds in text(), so that the config sees the binds
@@ -440,6 +449,7 @@ class PipelineConfig(_Strict):
             if metric not in allowed:
                 raise ValueError(f"{key}: metric {metric!r} does not apply to a {self.task} task")
         self._one_role_per_column()
+        self._no_reserved_names()
         self._pii_roles()
         if not self.scoring_id_columns:
             raise ValueError(
@@ -463,6 +473,22 @@ class PipelineConfig(_Strict):
         if clashes:
             described = "; ".join(f"{c!r} is in {' and '.join(k)}" for c, k in clashes.items())
             raise ValueError(f"a column may have one role only: {described}")
+
+    def _no_reserved_names(self) -> None:
+        """Predictions and drift samples add columns of their own beside ids and features."""
+        keyed = [
+            ("id_columns", self.id_columns),
+            ("inference.id_columns", self.inference.id_columns or []),
+            ("features", self.features.all),
+        ]
+        for key, columns in keyed:
+            taken = sorted(set(columns) & set(RESERVED_COLUMNS))
+            if taken:
+                raise ValueError(
+                    f"{key}: {taken} are names the predictions and drift samples use for "
+                    f"their own columns ({', '.join(RESERVED_COLUMNS)}): rename them at the "
+                    "source"
+                )
 
     def _pii_roles(self) -> None:
         """A dropped column has no role; a hashed one is text, so only an id or a category."""

@@ -449,3 +449,28 @@ def test_missing_pipelines_dir_fails_loudly(tmp_path: Path, monkeypatch) -> None
     monkeypatch.setenv("CT_PIPELINES_DIR", str(tmp_path / "typo"))
     with pytest.raises(ConfigError, match="typo"):
         load_all_pipelines()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "name"),
+    [
+        (
+            {"features": {"numeric": ["prediction"], "categorical": ["plan"]}},
+            "features",
+            "prediction",
+        ),
+        ({"id_columns": ["model_version"]}, "id_columns", "model_version"),
+        ({"inference": {"id_columns": ["probability"]}}, "inference.id_columns", "probability"),
+    ],
+)
+def test_columns_named_like_the_predictions_own_are_refused(
+    churn_config: dict[str, Any], overrides: dict[str, Any], key: str, name: str
+) -> None:
+    """A feature called `prediction` would be overwritten in the drift sample, unseen."""
+    from continuous_training.inference import PREDICTION, PROBABILITY, SAMPLE_KEY
+
+    message = _error({**churn_config, "expectations": {}, **overrides})
+    _assert_names(message, f"{key}: ['{name}'] are names the predictions", "rename them")
+    from continuous_training.config import RESERVED_COLUMNS
+
+    assert {PREDICTION, PROBABILITY, SAMPLE_KEY} <= set(RESERVED_COLUMNS)
