@@ -398,8 +398,7 @@ class GateContext:
 
     @property
     def too_few_per_class(self) -> bool:
-        counts = self.holdout_class_counts
-        return bool(counts) and min(counts.values()) < self.gates.min_holdout_per_class
+        return too_few_per_class(self.holdout_class_counts, self.gates)
 
 
 ExtraCheck = Callable[[GateContext], CheckResult]
@@ -456,6 +455,11 @@ def _check_guardrail(ctx: GateContext, metric: str, tolerance: float) -> CheckRe
         verdict = "within" if ok else "exceeds"
         detail = f"{metric} worse by {worse_by:.4f} {verdict} tolerance {tolerance:g} {values}"
     return CheckResult(f"guardrail:{metric}", ok, detail)
+
+
+def too_few_per_class(counts: dict[str, int] | None, gates: GatesConfig) -> bool:
+    """Whether a class has fewer holdout rows than a decision may rest on."""
+    return bool(counts) and min(counts.values()) < gates.min_holdout_per_class
 
 
 def class_counts(y: Any) -> dict[str, int]:
@@ -593,11 +597,10 @@ def build_gate_context(
     """
     challenger = compute_metrics(task, y_true, pred_challenger)
     counts = class_counts(y_true) if task == "classification" else None
-    too_few = bool(counts) and min(counts.values()) < gates.min_holdout_per_class
     champion = boot = None
     if pred_champion is not None:
         champion = compute_metrics(task, y_true, pred_champion)
-    if pred_champion is not None and not too_few:
+    if pred_champion is not None and not too_few_per_class(counts, gates):
         cfg = gates.bootstrap
         boot = paired_bootstrap(
             gates.primary_metric,
