@@ -149,6 +149,7 @@ def _file_partitions(pipeline: PipelineConfig, window: Window) -> list[Partition
             for i in range(days)
         ]
     files: list[str] = []
+    unmatched: list[str] = []
     for pattern in patterns:
         fs, local = url_to_fs(pattern)
         if any(ch in local for ch in "*?["):
@@ -164,8 +165,17 @@ def _file_partitions(pipeline: PipelineConfig, window: Window) -> list[Partition
             found = [local] if fs.exists(local) else []
         scheme = pattern.split("://", 1)[0] + "://" if "://" in pattern else ""
         files.extend(scheme + f for f in sorted(found))
+        if not found:
+            unmatched.append(pattern)
     if not files:
         raise SourceError(f"{key}.path {path!r} matches no files for window {window}")
+    if unmatched:
+        # A day without its file would leave the window published as if it were whole.
+        raise SourceError(
+            f"{key}.path {path!r} matches no file for {len(unmatched)} of {len(patterns)} "
+            f"days of window {window}: {unmatched[:5]}; run the window again once they "
+            "have landed (an empty file marks a day without data)"
+        )
     partitions = []
     for f in files:
         fmt = source.format or extension_format(f)

@@ -121,6 +121,20 @@ def test_file_partitions_of_an_empty_window_name_the_path(make_config: Any, tmp_
         inference.list_partitions(config, DAY, max_map_length=1024)
 
 
+def test_a_day_of_the_window_without_its_file_is_named(make_config: Any, tmp_path: Path) -> None:
+    """Two days scored, one file landed: the window would be published as if it were whole."""
+    (tmp_path / "2026-02-24").mkdir()
+    (tmp_path / "2026-02-24" / "a.parquet").write_bytes(b"")
+    source = {"kind": "file", "path": str(tmp_path / "{date}" / "*.parquet")}
+    config = make_config(inference={"source": source})
+    two_days = Window(DAY.start - timedelta(days=1), DAY.end)
+    with pytest.raises(SourceError) as err:
+        inference.list_partitions(config, two_days, max_map_length=1024)
+    message = str(err.value)
+    assert "matches no file for 1 of 2 days" in message
+    assert str(tmp_path / "2026-02-25" / "*.parquet") in message
+
+
 def test_window_label() -> None:
     assert inference.window_label(DAY) == "dt=2026-02-25"
     week = Window(DAY.start - timedelta(days=6), DAY.end)
