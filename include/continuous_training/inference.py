@@ -174,7 +174,7 @@ def _file_partitions(pipeline: PipelineConfig, window: Window) -> list[Partition
         raise SourceError(
             f"{key}.path {path!r} matches no file for {len(unmatched)} of {len(patterns)} "
             f"days of window {window}: {unmatched[:5]}; run the window again once they "
-            "have landed (an empty file marks a day without data)"
+            "have landed (a file with no rows marks a day without data)"
         )
     partitions = []
     for f in files:
