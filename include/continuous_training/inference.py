@@ -129,14 +129,11 @@ def _source_key(pipeline: PipelineConfig) -> str:
 
 
 def _file_partitions(pipeline: PipelineConfig, window: Window) -> list[Partition]:
-    """Every file the path names, with `{date}` filled in for each day of the window.
-
-    A folder takes its visible files (not `_*` or `.*`, e.g. Spark's `_SUCCESS`) of the
-    configured format, or with a known extension, as the file source does.
-    """
+    """Every file the path names (`sources.matching_files`, as the file source lists them),
+    with `{date}` filled in for each day of the window."""
     from fsspec.core import url_to_fs
 
-    from continuous_training.sources import extension_format
+    from continuous_training.sources import extension_format, matching_files
 
     source = pipeline.scoring_source
     path = source.path or ""
@@ -152,19 +149,9 @@ def _file_partitions(pipeline: PipelineConfig, window: Window) -> list[Partition
     unmatched: list[str] = []
     for pattern in patterns:
         fs, local = url_to_fs(pattern)
-        if any(ch in local for ch in "*?["):
-            found = [p for p in fs.glob(local) if not fs.isdir(p)]
-        elif fs.isdir(local):
-            found = [
-                p
-                for p in fs.find(local)
-                if not p.rsplit("/", 1)[-1].startswith(("_", "."))
-                and (source.format or extension_format(p))
-            ]
-        else:
-            found = [local] if fs.exists(local) else []
+        found = matching_files(fs, local, source.format) or []
         scheme = pattern.split("://", 1)[0] + "://" if "://" in pattern else ""
-        files.extend(scheme + f for f in sorted(found))
+        files.extend(scheme + f for f in found)
         if not found:
             unmatched.append(pattern)
     if not files:

@@ -567,23 +567,12 @@ class FileSource(DataSource):
 
         url = self.pipeline.source.path or ""
         fs, path = url_to_fs(url)
-        if any(ch in path for ch in "*?["):
-            files = [p for p in fs.glob(path) if not fs.isdir(p)]
-        elif fs.isdir(path):
-            files = [p for p in fs.find(path) if self._belongs_in_folder(p)]
-        elif fs.exists(path):
-            files = [path]
-        else:
+        files = matching_files(fs, path, self.pipeline.source.format)
+        if files is None:
             raise SourceError(f"source.path {url!r} does not exist")
         if not files:
             raise SourceError(f"source.path {url!r} matches no parquet or csv files")
-        return fs, sorted(files)
-
-    def _belongs_in_folder(self, path: str) -> bool:
-        name = path.rsplit("/", 1)[-1]
-        if name.startswith(("_", ".")):
-            return False
-        return bool(self.pipeline.source.format) or extension_format(name) is not None
+        return fs, files
 
     def _format_of(self, path: str) -> str:
         fmt = self.pipeline.source.format or extension_format(path)
@@ -648,6 +637,25 @@ def _file_name(fs: Any, path: str) -> str:
     """A local path as it is, anything else as a URL with its protocol."""
     protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
     return path if "file" in protocols or "local" in protocols else fs.unstrip_protocol(path)
+
+
+def matching_files(fs: Any, path: str, fmt: str | None) -> list[str] | None:
+    """The files `path` names, sorted; None if it names nothing that exists.
+
+    A glob takes every file it matches; a folder takes its visible files (not `_*` or `.*`,
+    e.g. Spark's `_SUCCESS`) of format `fmt`, or with a known extension if `fmt` is unset.
+    Training (the file source) and scoring (file partitions) list files through this alone.
+    """
+    if any(ch in path for ch in "*?["):
+        return sorted(p for p in fs.glob(path) if not fs.isdir(p))
+    if fs.isdir(path):
+        return sorted(
+            p
+            for p in fs.find(path)
+            if not p.rsplit("/", 1)[-1].startswith(("_", "."))
+            and (fmt or extension_format(p) is not None)
+        )
+    return [path] if fs.exists(path) else None
 
 
 def extension_format(path: str) -> str | None:
