@@ -80,6 +80,9 @@ class SourceConfig(_Strict):
     seed: int = 42
     rows_per_day: int = Field(300, gt=0)
     drift_onset: date | None = None
+    # from this date the label relationship changes while the features keep their
+    # distributions: concept drift that input drift cannot see (labels show it)
+    concept_drift_onset: date | None = None
     # file
     path: str | None = None
     format: Literal["parquet", "csv"] | None = None
@@ -111,6 +114,10 @@ class SourceConfig(_Strict):
                 f"source.kind: unknown source kind {self.kind!r}: "
                 f"use one of {sorted(BUILTIN_SOURCES)} "
                 "or an import path such as 'my_package.sources.MySource'"
+            )
+        if (self.drift_onset or self.concept_drift_onset) and self.kind != "synthetic":
+            raise ValueError(
+                "source.drift_onset and source.concept_drift_onset are for kind 'synthetic'"
             )
         if self.kind == "file" and not self.path:
             raise ValueError("source.kind 'file' needs source.path")
@@ -266,6 +273,22 @@ class BootstrapConfig(_Strict):
     seed: int = 0
 
 
+class LiveEvidenceConfig(_Strict):
+    """Promotion of a shadow challenger on realized outcomes, judged day by day.
+
+    Each complete prediction date (all its labels arrived: `labels.delay_days` after it)
+    where the champion served and the challenger shadowed gives one paired difference of
+    the primary metric on the same labelled rows. The challenger is promoted when the
+    lower bound of an always-valid confidence sequence (at `gates.bootstrap.confidence`)
+    of the mean daily difference clears `gates.min_improvement`, after `min_days` dates.
+    """
+
+    enabled: bool = False
+    min_days: int = Field(14, ge=2)
+    # a date with fewer labelled rows than this gives no observation
+    min_rows_per_day: int = Field(100, ge=10)
+
+
 class GatesConfig(_Strict):
     primary_metric: str = "roc_auc"
     floor: float
@@ -278,6 +301,13 @@ class GatesConfig(_Strict):
     max_latency_ms_per_1k: float | None = Field(None, gt=0)
     # import paths of user gate checks: callables (GateContext) -> CheckResult
     extra_checks: list[str] = Field(default_factory=list)
+    # a challenger rejected for want of holdout evidence may still win on live outcomes
+    live_evidence: LiveEvidenceConfig = Field(default_factory=LiveEvidenceConfig)
+
+    @field_validator("live_evidence", mode="before")
+    @classmethod
+    def _live_evidence_shorthand(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _known_metrics(self) -> GatesConfig:
@@ -361,6 +391,57 @@ class InferenceConfig(_Strict):
     progress_every_seconds: float = Field(5.0, gt=0)
 
 
+class LabelsConfig(_Strict):
+    """Where outcomes (ground truth) come from, and when they are complete.
+
+    The source returns the id columns, `time_column` (the time of the row that was
+    scored, so its prediction date), the target, and `known_at_column` (when the outcome
+    became known). It is fetched by `time_column` like any source; rows whose outcome
+    became known after the monitoring run's data interval are left out, so a re-run sees
+    what the first run saw. Unset `source`: the scoring source (the synthetic source then
+    yields the outcomes of the rows it scored, known `delay_days` later at the latest).
+    """
+
+    source: SourceConfig | None = None
+    known_at_column: str = "label_time"
+    # the expected delay; a prediction date is complete (all its labels in) this long after
+    delay_days: float = Field(14, gt=0, le=MAX_WINDOW_DAYS)
+
+
+class MonitoringConfig(_Strict):
+    """`<name>_performance_monitoring`: realized performance and decay of the champion.
+
+    Each run joins the labels known at its data interval's end with the predictions
+    published for the last `lookback_days`, writes metrics per prediction date, and
+    compares the champion's realized primary metric over the trailing `window_days` of
+    prediction dates with its holdout metric at promotion. Decay is signalled only when the
+    upper bound of the realized interval lies below expected minus `tolerance`, and only
+    with at least `min_labelled_rows` labelled rows of the champion in the window.
+    """
+
+    schedule: str | None = "0 5 * * *"  # null: runs on the asset ct.<name>.labels instead
+    lookback_days: int = Field(56, gt=0, le=MAX_WINDOW_DAYS)
+    window_days: int = Field(28, gt=0, le=MAX_WINDOW_DAYS)
+    min_labelled_rows: int = Field(1000, ge=1)
+    tolerance: float = Field(0.02, ge=0.0)
+    batch_size: int = Field(200_000, gt=0)  # rows joined at once: bounds memory
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return check_schedule(value)
+
+    @model_validator(mode="after")
+    def _window_inside_lookback(self) -> MonitoringConfig:
+        if self.window_days > self.lookback_days:
+            raise ValueError(
+                f"monitoring.window_days ({self.window_days}) is longer than "
+                f"monitoring.lookback_days ({self.lookback_days}): the trailing window must "
+                "lie inside the dates each run reads"
+            )
+        return self
+
+
 class RetriesConfig(_Strict):
     """Airflow's retries of every task: for faults that pass (a server restarting).
 
@@ -423,6 +504,9 @@ class PipelineConfig(_Strict):
     retries: RetriesConfig = Field(default_factory=RetriesConfig)
     pii: PiiConfig = Field(default_factory=PiiConfig)
     preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
+    # ground truth: with a labels section, <name>_performance_monitoring is built
+    labels: LabelsConfig | None = None
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     # filled in by load_pipeline, so that errors raised later can name the file
     source_file: str | None = None
 
@@ -451,6 +535,7 @@ class PipelineConfig(_Strict):
         self._one_role_per_column()
         self._no_reserved_names()
         self._pii_roles()
+        self._labels_usable()
         if not self.scoring_id_columns:
             raise ValueError(
                 "batch inference needs id columns to key its predictions: "
@@ -489,6 +574,24 @@ class PipelineConfig(_Strict):
                     f"their own columns ({', '.join(RESERVED_COLUMNS)}): rename them at the "
                     "source"
                 )
+
+    def _labels_usable(self) -> None:
+        """Labels join predictions by id and date; the sequence needs a higher-is-better gap."""
+        if self.labels is None:
+            if self.gates.live_evidence.enabled:
+                raise ValueError(
+                    "gates.live_evidence needs a labels section: live evidence is realized "
+                    "outcomes of the shadow challenger's predictions"
+                )
+            return
+        known_at = self.labels.known_at_column
+        if known_at in self.columns:
+            raise ValueError(
+                f"labels.known_at_column {known_at!r} is also a column of the pipeline: "
+                "name the column that says when each outcome became known"
+            )
+        if known_at in RESERVED_COLUMNS:
+            raise ValueError(f"labels.known_at_column {known_at!r} is a reserved column name")
 
     def _pii_roles(self) -> None:
         """A dropped column has no role; a hashed one is text, so only an id or a category."""
@@ -537,6 +640,13 @@ class PipelineConfig(_Strict):
     @property
     def scoring_source(self) -> SourceConfig:
         return self.inference.source or self.source
+
+    @property
+    def labels_source(self) -> SourceConfig | None:
+        """Where outcomes come from: `labels.source`, else the scoring source; None: no labels."""
+        if self.labels is None:
+            return None
+        return self.labels.source or self.scoring_source
 
     @property
     def model_name(self) -> str:
