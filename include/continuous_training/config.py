@@ -115,10 +115,6 @@ class SourceConfig(_Strict):
                 f"use one of {sorted(BUILTIN_SOURCES)} "
                 "or an import path such as 'my_package.sources.MySource'"
             )
-        if (self.drift_onset or self.concept_drift_onset) and self.kind != "synthetic":
-            raise ValueError(
-                "source.drift_onset and source.concept_drift_onset are for kind 'synthetic'"
-            )
         if self.kind == "file" and not self.path:
             raise ValueError("source.kind 'file' needs source.path")
         if self.params and self.kind != "sql":
