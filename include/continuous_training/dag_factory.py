@@ -22,12 +22,16 @@ from continuous_training.config import (
     pipeline_files,
 )
 from continuous_training.operators import (
+    CheckDecay,
     CheckDrift,
     DebounceDrift,
     EmitDriftEvent,
+    EmitPerformanceEvent,
     EvaluateAgainstChampion,
     FetchData,
+    JudgeLiveEvidence,
     ListPartitions,
+    MeasurePerformance,
     PinChampion,
     Promote,
     PublishPredictions,
@@ -119,6 +123,16 @@ def drift_asset(config: PipelineConfig) -> Asset:
     return Asset(name=f"ct.{config.name}.drift", group=TAG)
 
 
+def performance_asset(config: PipelineConfig) -> Asset:
+    """Updated when the champion's realized performance has decayed past the YAML's tolerance."""
+    return Asset(name=f"ct.{config.name}.performance", group=TAG)
+
+
+def labels_asset(config: PipelineConfig) -> Asset:
+    """Updated by whatever loads outcomes; schedules monitoring when it has no cron schedule."""
+    return Asset(name=f"ct.{config.name}.labels", group=TAG)
+
+
 def add_retraining_chain(
     config: PipelineConfig,
     trigger: str,
@@ -163,11 +177,20 @@ def build_weekly_retraining(config: PipelineConfig) -> DAG:
     return dag
 
 
+def retraining_assets(config: PipelineConfig) -> list[Asset]:
+    """What starts a drift retrain: input drift, and decay when the pipeline has labels."""
+    assets = [drift_asset(config)]
+    return [*assets, performance_asset(config)] if config.labels else assets
+
+
 def build_drift_retraining(config: PipelineConfig) -> DAG:
+    assets = retraining_assets(config)
+    schedule: Any = assets[0] if len(assets) == 1 else assets[0] | assets[1]
     with DAG(
         dag_id=f"{config.name}_drift_retraining",
-        description=f"Retrains {config.model_name} when batch inference sees drift",
-        schedule=[drift_asset(config)],
+        description=f"Retrains {config.model_name} when batch inference sees drift"
+        + (" or monitoring sees realized performance decay" if config.labels else ""),
+        schedule=schedule,
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -176,19 +199,18 @@ def build_drift_retraining(config: PipelineConfig) -> DAG:
         tags=[TAG, config.name, "retraining", "drift"],
         doc_md=_retraining_doc(config, "drift-triggered retraining")
         + f"""
-Runs when `{drift_asset(config).name}` gets an event. **debounce_drift** skips the run
-(and says why in its log) when the event's drift episode was already handled, or when a
-retrain trained on data ending within {config.drift.cooldown_hours:g} h before the drifted
-window. Otherwise the chain trains on the window that ends where the drift was seen.
+Runs when {" or ".join(f"`{a.name}`" for a in assets)} gets an event. **debounce_drift**
+skips the run (and says why in its log) when the event's episode was already handled, or
+when a retrain trained on data ending within {config.drift.cooldown_hours:g} h before the
+event's window. Otherwise the chain trains on the window that ends where the event was seen
+and records `ct.trigger` `drift` or `performance`.
 """,
     ) as dag:
-        debounce = DebounceDrift(
-            task_id="debounce_drift", pipeline=config.name, inlets=[drift_asset(config)]
-        )
+        debounce = DebounceDrift(task_id="debounce_drift", pipeline=config.name, inlets=assets)
         pulled = "ti.xcom_pull(task_ids='debounce_drift')"
         add_retraining_chain(
             config,
-            trigger="drift",
+            trigger="{{ " + pulled + ".get('trigger', 'drift') }}",
             data_window_end="{{ " + pulled + "['window_end'] }}",
             drift_episode="{{ " + pulled + "['episode'] }}",
         )
@@ -259,6 +281,64 @@ the new one, never a mix; a failed re-run leaves the published set untouched.
 """
 
 
+def build_performance_monitoring(config: PipelineConfig) -> DAG:
+    """Realized performance from arriving labels; decay starts a retrain (pipelines with labels)."""
+    monitoring = config.monitoring
+    schedule: Any = monitoring.schedule if monitoring.schedule else [labels_asset(config)]
+    with DAG(
+        dag_id=f"{config.name}_performance_monitoring",
+        description=f"Realized performance of {config.model_name} from arriving labels",
+        schedule=schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(config),
+        tags=[TAG, config.name, "monitoring"],
+        doc_md=_monitoring_doc(config),
+    ) as dag:
+        name = config.name
+        measured = MeasurePerformance(task_id="measure_performance", pipeline=name)
+        decay = CheckDecay(task_id="check_decay", pipeline=name, measured=measured.output)
+        EmitPerformanceEvent(
+            task_id="emit_performance_event",
+            pipeline=name,
+            decay=decay.output,
+            outlets=[performance_asset(config)],
+        )
+        JudgeLiveEvidence(task_id="judge_live_evidence", pipeline=name, measured=measured.output)
+    return dag
+
+
+def _monitoring_doc(config: PipelineConfig) -> str:
+    monitoring, gates = config.monitoring, config.gates
+    labels = config.labels
+    delay = labels.delay_days if labels else 0
+    live = (
+        f"on: promoted after at least {gates.live_evidence.min_days} complete days"
+        if gates.live_evidence.enabled
+        else "off (`gates.live_evidence`)"
+    )
+    return f"""
+### {config.name}: performance monitoring
+
+**measure_performance** reads the labels known at the end of the run's data interval (outcomes
+arrive up to {delay:g} days after the prediction) for the predictions of the last
+{monitoring.lookback_days} days, joins them with the published predictions by id and date,
+and writes per prediction date and model version the realized `{gates.primary_metric}` with
+its interval and the label coverage to `$CT_DATA_ROOT/{config.name}/monitoring/dt=<date>/`.
+→ **check_decay** compares the champion's realized `{gates.primary_metric}` over the trailing
+{monitoring.window_days} days with its holdout value at promotion: decay when the upper bound
+of the realized interval is below expected - {monitoring.tolerance:g}, with at least
+{monitoring.min_labelled_rows} labelled rows → **emit_performance_event** on
+`{performance_asset(config).name}`, which starts `{config.name}_drift_retraining`
+(`ct.trigger=performance`).
+
+**judge_live_evidence**: a challenger rejected for want of holdout evidence, still scored in
+shadow, is promoted once an always-valid confidence sequence of its daily realized gain clears
+`min_improvement` ({gates.min_improvement:g}). Live evidence is {live}.
+"""
+
+
 def rollback_params() -> dict[str, Param]:
     return {
         "to_version": Param(
@@ -308,6 +388,8 @@ def build_dags(config: PipelineConfig) -> dict[str, DAG]:
         build_batch_inference(config),
         build_rollback(config),
     ]
+    if config.labels is not None:
+        dags.append(build_performance_monitoring(config))
     return {dag.dag_id: dag for dag in dags}
 
 

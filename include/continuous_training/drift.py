@@ -353,6 +353,13 @@ def debounce(
                 f"within the {cooldown_hours:g}h cooldown before this drift "
                 f"(data up to {drift_end.isoformat()})",
             )
+    if event.get("trigger") == "performance":
+        return DebounceDecision(
+            True,
+            f"performance episode {episode}: realized {event.get('metric')} "
+            f"{event.get('realized')} (interval {event.get('interval')}) below the expected "
+            f"{event.get('expected')} on {event.get('labelled_rows')} labelled rows",
+        )
     return DebounceDecision(
         True,
         f"drift episode {episode}: drifted share {event.get('drifted_share')} "

@@ -133,7 +133,7 @@ def evaluate_candidate(
     pipeline: PipelineConfig, candidate: dict[str, Any], tracking_uri: str
 ) -> dict[str, Any]:
     """Score challenger and champion on the same holdout, apply the gate, log the evidence."""
-    from continuous_training import evaluation
+    from continuous_training import evaluation, live_evidence
 
     client = registry.make_client(tracking_uri)
     holdout = _load_holdout(candidate)
@@ -207,6 +207,8 @@ def evaluate_candidate(
         "primary_metric": primary,
         "challenger_metric": ctx.challenger_metrics[primary],
         "champion_metric": (ctx.champion_metrics or {}).get(primary),
+        "wants_live_evidence": pipeline.gates.live_evidence.enabled
+        and live_evidence.wants_evidence(record["gate"], record["bootstrap"], pipeline.gates),
     }
 
 
@@ -244,7 +246,7 @@ def _log_evidence(
         mlflow.log_metrics(metrics)
 
 
-def _with_final_section(card: str, final: dict[str, Any]) -> str:
+def with_final_section(card: str, final: dict[str, Any]) -> str:
     """The card as evaluated, plus what was finally done (a retry replaces, never repeats)."""
     body = card.split(FINAL_HEADING)[0].rstrip()
     lines = [
@@ -292,6 +294,10 @@ def decide(evaluated: dict[str, Any], options: RunOptions, run: RunInfo) -> regi
             replaced_version=evaluated["champion_version"],
             **common,
         )
+    if evaluated.get("wants_live_evidence"):
+        gate_reason += (
+            "; kept in shadow as the challenger: live outcomes will judge it (gates.live_evidence)"
+        )
     return registry.Decision(
         decision=registry.REJECTED, reason=gate_reason, promote=False, **common
     )
@@ -315,6 +321,12 @@ def promote_candidate(
 
     client = registry.make_client(tracking_uri)
     decision, evaluated = _decide_and_apply(client, pipeline, evaluated, options, run, tracking_uri)
+    if not decision.promote and not decision.dry_run and evaluated.get("wants_live_evidence"):
+        from continuous_training.live_evidence import PENDING, TAG_LIVE
+
+        registry.set_version_tags(
+            client, pipeline.model_name, evaluated["model_version"], {TAG_LIVE: PENDING}
+        )
     final = {
         "decision": decision.decision,
         "reason": decision.reason,
@@ -330,7 +342,7 @@ def promote_candidate(
     card = mlflow.artifacts.load_text(f"runs:/{run_id}/{CARD_PATH}")
     with mlflow.start_run(run_id=run_id):
         mlflow.log_dict({**record, "final": final}, RECORD_PATH)
-        mlflow.log_text(_with_final_section(card, final), CARD_PATH)
+        mlflow.log_text(with_final_section(card, final), CARD_PATH)
         mlflow.set_tags({registry.TAG_DECISION: decision.decision})
     champion = registry.alias_version(client, pipeline.model_name, registry.CHAMPION)
     return {**final, "model_version": evaluated["model_version"], "champion_version": champion}

@@ -16,6 +16,12 @@ from continuous_training.operators.inference import (
     ScorePartition,
 )
 from continuous_training.operators.links import MLflowRunLink
+from continuous_training.operators.monitoring import (
+    CheckDecay,
+    EmitPerformanceEvent,
+    JudgeLiveEvidence,
+    MeasurePerformance,
+)
 from continuous_training.operators.retraining import (
     EvaluateAgainstChampion,
     FetchData,
@@ -27,13 +33,17 @@ from continuous_training.operators.retraining import (
 from continuous_training.operators.rollback import RollbackChampion
 
 __all__ = [
+    "CheckDecay",
     "CheckDrift",
     "DebounceDrift",
     "EmitDriftEvent",
+    "EmitPerformanceEvent",
     "EvaluateAgainstChampion",
     "FetchData",
+    "JudgeLiveEvidence",
     "ListPartitions",
     "MLflowRunLink",
+    "MeasurePerformance",
     "PinChampion",
     "PipelineOperator",
     "Promote",

@@ -96,10 +96,14 @@ def fail_bad_input_at_once(execute: Callable[..., Any]) -> Callable[..., Any]:
     return policed
 
 
+# Triggers of runs started by an asset event: the event says which.
+ASSET_TRIGGERS = ("drift", "performance")
+
+
 def trigger_of(context: Any, default: str) -> str:
-    """`schedule` for cron runs, `drift` for asset-triggered runs, `manual` for a person."""
-    if default == "drift":
-        return "drift"
+    """`schedule` for cron runs, `drift`/`performance` for asset events, `manual` for a person."""
+    if default in ASSET_TRIGGERS:
+        return default
     run_type = getattr(context["dag_run"], "run_type", None)
     if str(getattr(run_type, "value", run_type)).lower() == "manual":
         return "manual"

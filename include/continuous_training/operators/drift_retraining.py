@@ -1,4 +1,4 @@
-"""The first step of a drift retrain: act on a drift event, or skip it and say why."""
+"""The first step of a drift retrain: act on a drift or performance event, or skip it."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from continuous_training.operators.base import PipelineOperator
 
 
 class DebounceDrift(PipelineOperator):
-    """Let a drift event through to the retraining chain, or skip it and say why.
+    """Let a drift or performance event through to the retraining chain, or skip it and say why.
 
-    The event is the one that triggered the run; a run started by hand takes the
-    latest event of the drift asset (its inlet).
+    The event is the one that triggered the run (the newest, when both assets had events); a
+    run started by hand takes the newest event of its inlets. The returned event carries
+    `trigger`: `drift` or `performance`, after the asset it came from.
     """
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -32,15 +33,27 @@ class DebounceDrift(PipelineOperator):
 
     def _event(self, context: Any) -> dict[str, Any]:
         triggering = context.get("triggering_asset_events") or {}
-        for inlet in self.inlets:
-            events = list(triggering.get(inlet, []) if triggering else [])
-            if events:
-                return dict(events[-1].extra)
-        for inlet in self.inlets:
-            latest = list(context["inlet_events"][inlet].ascending(False).limit(1))
-            if latest:
-                return dict(latest[0].extra)
-        raise AirflowFailException(
-            f"no drift event to act on for pipeline {self.pipeline!r}: this DAG runs on the "
-            "drift asset, emitted by batch inference when drift crosses its threshold"
-        )
+        found = [
+            (inlet, event) for inlet in self.inlets for event in triggering.get(inlet, []) or []
+        ]
+        if not found:
+            for inlet in self.inlets:
+                found += [
+                    (inlet, e) for e in context["inlet_events"][inlet].ascending(False).limit(1)
+                ]
+        if not found:
+            raise AirflowFailException(
+                f"no drift or performance event to act on for pipeline {self.pipeline!r}: this "
+                "DAG runs on the drift asset (batch inference, when drift crosses its threshold) "
+                "and the performance asset (performance monitoring, when realized performance "
+                "decays)"
+            )
+        inlet, event = max(found, key=lambda pair: _when(pair[1]))
+        trigger = "performance" if inlet.name.endswith(".performance") else "drift"
+        return {**dict(event.extra), "trigger": trigger}
+
+
+def _when(event: Any) -> Any:
+    from datetime import UTC, datetime
+
+    return getattr(event, "timestamp", None) or datetime.min.replace(tzinfo=UTC)

@@ -122,7 +122,7 @@ class ValidateData(PipelineOperator):
 class TrainCandidate(PipelineOperator):
     """Split by time, train the configured sklearn Pipeline, log and register it as challenger."""
 
-    template_fields = (*PipelineOperator.template_fields, "snapshot", "drift_episode")
+    template_fields = (*PipelineOperator.template_fields, "snapshot", "drift_episode", "trigger")
     operator_extra_links = (MLflowRunLink(),)
 
     def __init__(
@@ -177,7 +177,7 @@ class EvaluateAgainstChampion(PipelineOperator):
 class Promote(PipelineOperator):
     """Move `champion` to the candidate if it won (compare-and-set); record the decision."""
 
-    template_fields = (*PipelineOperator.template_fields, "evaluation")
+    template_fields = (*PipelineOperator.template_fields, "evaluation", "trigger")
 
     def __init__(self, *, evaluation: Any, trigger: str = "schedule", **kwargs: Any):
         super().__init__(**kwargs)

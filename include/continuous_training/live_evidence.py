@@ -1,0 +1,193 @@
+"""Challengers judged on live outcomes (`gates.live_evidence`).
+
+A candidate that the holdout could not decide on (its interval of the improvement straddled
+`gates.min_improvement`, every other check passed) is rejected but stays the `challenger`,
+and batch inference keeps scoring it in shadow. Each prediction date whose labels are all
+in (`labels.delay_days` after it) and on which this champion served and this challenger
+shadowed gives one observation: the paired difference of the primary metric on that date's
+labelled rows (positive = the challenger is better). The observations are judged with an
+always-valid confidence sequence (`continuous_training.sequential`), so looking every day
+does not inflate false promotions. When it clears, the challenger is promoted through the
+same champion lock and compare-and-set as any promotion, and the evidence is recorded in
+its decision tags, its decision record and its model card.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from continuous_training import registry, storage
+from continuous_training.config import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+TAG_LIVE = "ct.live_evidence"  # "pending" on a version rejected for want of evidence
+PENDING = "pending"
+TRIGGER = "live_evidence"
+HEADING = "## Live evidence"
+
+
+def wants_evidence(gate: dict[str, Any], bootstrap: dict[str, Any] | None, gates: Any) -> bool:
+    """Rejected only because the holdout's interval straddled `min_improvement`."""
+    failed = [c for c in gate["checks"] if not c["passed"]]
+    if not failed or any(c["name"] != "improvement" for c in failed) or bootstrap is None:
+        return False
+    return float(bootstrap["high"]) > gates.min_improvement
+
+
+def date_bounds(folder_name: str) -> tuple[datetime, datetime]:
+    """`dt=2026-03-14` (one day) or `dt=2026-03-08_2026-03-15` as a UTC [start, end)."""
+    label = folder_name.rstrip("/").rsplit("/", 1)[-1].removeprefix("dt=")
+    first, _, last = label.partition("_")
+    start = datetime.fromisoformat(first).replace(tzinfo=UTC)
+    end = datetime.fromisoformat(last).replace(tzinfo=UTC) if last else start + timedelta(days=1)
+    return start, end
+
+
+def observations(
+    pipeline: PipelineConfig, as_of: datetime, champion: str, challenger: str
+) -> list[dict[str, Any]]:
+    """One paired difference per complete prediction date of this champion and challenger."""
+    from continuous_training import evaluation
+
+    assert pipeline.labels is not None
+    metric = pipeline.gates.primary_metric
+    direction = evaluation.metric_direction(metric)
+    settle = timedelta(days=pipeline.labels.delay_days)
+    score = "probability" if pipeline.task == "classification" else "prediction"
+    found = []
+    for folder in _date_folders(pipeline):
+        start, end = date_bounds(folder)
+        if end + settle > as_of:
+            continue  # labels may still arrive: the date would change after being judged
+        rows = _pair_rows(storage.join(folder, "joined.parquet"), champion, challenger)
+        if rows is None or len(rows) < pipeline.gates.live_evidence.min_rows_per_day:
+            continue
+        try:
+            champ = evaluation.metric_value(metric, rows["label"], rows[score])
+            chall = evaluation.metric_value(metric, rows["label"], rows[f"challenger_{score}"])
+        except evaluation.EvaluationError as exc:
+            log.info("%s: no observation (%s)", folder, exc)
+            continue
+        diff = direction * (chall - champ)
+        found.append({"date": start.date().isoformat(), "rows": len(rows), "diff": diff})
+    return sorted(found, key=lambda o: o["date"])
+
+
+def _date_folders(pipeline: PipelineConfig) -> list[str]:
+    root = storage.join(storage.data_root(), pipeline.name, "monitoring")
+    if not storage.exists(root):
+        return []
+    return sorted(
+        e for e in storage.list_entries(root) if e.rstrip("/").rsplit("/", 1)[-1][:3] == "dt="
+    )
+
+
+def _pair_rows(uri: str, champion: str, challenger: str) -> Any:
+    if not storage.exists(uri):
+        return None
+    frame = storage.read_parquet(uri)
+    if "challenger_version" not in frame.columns:
+        return None
+    pair = (frame["model_version"] == champion) & (frame["challenger_version"] == challenger)
+    return frame[pair.to_numpy()]
+
+
+def judge_and_promote(
+    pipeline: PipelineConfig, as_of: datetime, tracking_uri: str, airflow_run_id: str
+) -> dict[str, Any]:
+    """Judge the shadow challenger on its live evidence; promote it when the evidence clears."""
+    from continuous_training import sequential
+
+    client = registry.make_client(tracking_uri)
+    name = pipeline.model_name
+    champion = registry.alias_version(client, name, registry.CHAMPION)
+    challenger = registry.alias_version(client, name, registry.CHALLENGER)
+    if champion is None or challenger is None or challenger == champion:
+        return {"skipped": f"no challenger of {name} is scored in shadow of a champion"}
+    if registry.version_tags(client, name, challenger).get(TAG_LIVE) != PENDING:
+        return {
+            "skipped": f"challenger version {challenger} was not rejected for want of evidence "
+            "(only such a challenger is judged on live outcomes)"
+        }
+    found = observations(pipeline, as_of, champion, challenger)
+    gates = pipeline.gates
+    evidence = sequential.judge(
+        [o["diff"] for o in found],
+        min_improvement=gates.min_improvement,
+        confidence=gates.bootstrap.confidence,
+        min_days=gates.live_evidence.min_days,
+    )
+    record = {
+        **evidence.to_dict(),
+        "metric": gates.primary_metric,
+        "champion_version": champion,
+        "challenger_version": challenger,
+        "as_of": as_of.isoformat(),
+        "observations": found,
+    }
+    summary = {"champion_version": champion, "challenger_version": challenger, "evidence": record}
+    if not evidence.cleared:
+        reason = f"challenger version {challenger} stays in shadow: {evidence.reason}"
+        return {**summary, "promoted": False, "reason": reason}
+    decision = registry.Decision(
+        decision=registry.PROMOTED,
+        reason=f"live evidence: {evidence.reason}",
+        trigger=TRIGGER,
+        airflow_run_id=airflow_run_id,
+        promote=True,
+        replaced_version=champion,
+    )
+    try:
+        registry.apply_decision(client, name, challenger, decision, expected_champion=champion)
+    except registry.ChampionChangedError as moved:
+        # The evidence was about the pair that served; the next run judges the new pair.
+        return {**summary, "promoted": False, "reason": f"not promoted: {moved}"}
+    registry.set_version_tags(client, name, challenger, {TAG_LIVE: "promoted"})
+    _write_record(client, name, challenger, record, decision)
+    reason = f"promoted challenger version {challenger} over {champion}: {decision.reason}"
+    return {**summary, "promoted": True, "reason": reason}
+
+
+def _write_record(
+    client: Any, name: str, version: str, evidence: dict[str, Any], decision: Any
+) -> None:
+    """The decision record and model card of the version gain the live evidence and outcome."""
+    import mlflow
+
+    from continuous_training.retraining import CARD_PATH, RECORD_PATH, with_final_section
+
+    run_id = client.get_model_version(name, version).run_id
+    record = mlflow.artifacts.load_dict(f"runs:/{run_id}/{RECORD_PATH}")
+    card = mlflow.artifacts.load_text(f"runs:/{run_id}/{CARD_PATH}")
+    final = {
+        "decision": decision.decision,
+        "reason": decision.reason,
+        "trigger": decision.trigger,
+        "airflow_run_id": decision.airflow_run_id,
+        "promoted": True,
+        "replaced_version": decision.replaced_version,
+        "dry_run": False,
+        "earlier": record.get("final"),
+    }
+    client.log_dict(run_id, {**record, "live_evidence": evidence, "final": final}, RECORD_PATH)
+    client.log_text(run_id, with_final_section(_with_evidence(card, evidence), final), CARD_PATH)
+    client.set_tag(run_id, registry.TAG_DECISION, decision.decision)
+
+
+def _with_evidence(card: str, evidence: dict[str, Any]) -> str:
+    """The card with its live-evidence section (replaced, never repeated, on a retry)."""
+    body = card.split(HEADING)[0].rstrip()
+    rows = "\n".join(
+        f"| {o['date']} | {o['rows']} | {o['diff']:+.4f} |" for o in evidence["observations"]
+    )
+    return (
+        f"{body}\n\n{HEADING}\n\n"
+        f"Judged on {evidence['days']} complete prediction dates as of {evidence['as_of']}: "
+        f"mean daily {evidence['metric']} gain {evidence['mean']:+.4f}, "
+        f"{evidence['confidence']:.0%} confidence sequence [{evidence['low']:+.4f}, "
+        f"{evidence['high']:+.4f}] against min_improvement {evidence['min_improvement']:g}.\n\n"
+        f"| prediction date | labelled rows | challenger - champion |\n|---|---|---|\n{rows}\n"
+    )
