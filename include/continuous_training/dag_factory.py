@@ -185,7 +185,7 @@ def retraining_assets(config: PipelineConfig) -> list[Asset]:
 
 def build_drift_retraining(config: PipelineConfig) -> DAG:
     assets = retraining_assets(config)
-    schedule: Any = assets[0] if len(assets) == 1 else assets[0] | assets[1]
+    schedule: Any = assets if len(assets) == 1 else assets[0] | assets[1]
     with DAG(
         dag_id=f"{config.name}_drift_retraining",
         description=f"Retrains {config.model_name} when batch inference sees drift"

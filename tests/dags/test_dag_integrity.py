@@ -30,6 +30,7 @@ TAG = "continuous-training"
 CHAIN = ["fetch", "validate", "train_candidate", "evaluate_vs_champion", "promote"]
 LINKED_TASKS = {"train_candidate", "evaluate_vs_champion"}
 KINDS = ("_weekly_retraining", "_drift_retraining", "_batch_inference", "_rollback")
+MONITORING = "_performance_monitoring"
 PIPELINES = sorted(p.stem for p in DEFAULT_PIPELINES_DIR.glob("*.yaml"))
 
 
@@ -506,7 +507,9 @@ def test_trigger_form_defaults_are_valid_as_the_ui_submits_them(weekly: Any) -> 
 
 @pytest.fixture(scope="module")
 def pipeline_dags(dags: dict[str, Any], pipeline: PipelineConfig) -> dict[str, Any]:
-    kinds = ("weekly_retraining", "drift_retraining", "batch_inference", "rollback")
+    kinds = [k.removeprefix("_") for k in KINDS]
+    if pipeline.labels is not None:
+        kinds.append(MONITORING.removeprefix("_"))
     missing = [f"{pipeline.name}_{k}" for k in kinds if f"{pipeline.name}_{k}" not in dags]
     assert not missing, f"missing DAGs {missing}; found {sorted(dags)}"
     return {kind: dags[f"{pipeline.name}_{kind}"] for kind in kinds}
@@ -541,10 +544,58 @@ def test_drift_loop_is_wired_through_one_asset(
     [published] = inference.get_task("publish_predictions").outlets
     assert emitted.name == f"ct.{pipeline.name}.drift"
     assert published.name == f"ct.{pipeline.name}.predictions"
-    assert [a.name for a in drift.timetable.asset_condition.objects] == [emitted.name]
+    expected = [emitted.name]
+    if pipeline.labels is not None:
+        [decayed] = (
+            pipeline_dags["performance_monitoring"].get_task("emit_performance_event").outlets
+        )
+        expected.append(decayed.name)
+    assert [a.name for a in drift.timetable.asset_condition.objects] == expected
+    assert [a.name for a in drift.get_task("debounce_drift").inlets] == expected
     assert drift.get_task("debounce_drift").downstream_task_ids == {"fetch"}
-    assert drift.get_task("train_candidate").trigger == "drift"
+    # the event's asset names the trigger: drift or performance
+    for task_id in ("train_candidate", "promote"):
+        assert "debounce_drift" in drift.get_task(task_id).trigger, task_id
+        assert "trigger" in drift.get_task(task_id).template_fields, task_id
     assert sorted(drift.task_ids) == sorted(["debounce_drift", *CHAIN])
+
+
+def test_performance_monitoring_closes_the_loop(
+    pipeline_dags: dict[str, Any], pipeline: PipelineConfig
+) -> None:
+    if pipeline.labels is None:
+        pytest.skip(f"pipeline {pipeline.name} has no labels section")
+    dag = pipeline_dags["performance_monitoring"]
+    assert dag.schedule == pipeline.monitoring.schedule
+    assert {TAG, pipeline.name, "monitoring"} <= set(dag.tags)
+    assert dag.get_task("measure_performance").downstream_task_ids == {
+        "check_decay",
+        "judge_live_evidence",
+    }
+    assert dag.get_task("check_decay").downstream_task_ids == {"emit_performance_event"}
+    [event] = dag.get_task("emit_performance_event").outlets
+    assert event.name == f"ct.{pipeline.name}.performance"
+    assert all(t.retries >= 2 for t in dag.tasks)
+    links = {t.task_id for t in dag.tasks if t.operator_extra_links}
+    assert links == {"measure_performance", "check_decay", "judge_live_evidence"}
+
+
+def test_monitoring_without_a_schedule_runs_on_the_labels_asset() -> None:
+    from continuous_training.dag_factory import build_dags
+    from tests.integration.dag_runs import write_pipeline
+
+    path = write_pipeline("churn_labels", labels={"delay_days": 3}, monitoring={"schedule": None})
+    dags = build_dags(load_pipeline(path))
+    monitoring = dags["churn_labels_performance_monitoring"]
+    assert [a.name for a in monitoring.timetable.asset_condition.objects] == [
+        "ct.churn_labels.labels"
+    ]
+    unlabelled = build_dags(
+        load_pipeline(write_pipeline("churn_blind", labels=None, gates={"live_evidence": False}))
+    )
+    assert "churn_blind_performance_monitoring" not in unlabelled
+    drift = unlabelled["churn_blind_drift_retraining"]
+    assert [a.name for a in drift.timetable.asset_condition.objects] == ["ct.churn_blind.drift"]
 
 
 def test_rollback_form_requires_a_reason(pipeline_dags: dict[str, Any]) -> None:
