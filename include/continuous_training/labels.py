@@ -9,7 +9,8 @@ the clock.
 
 A labels source is any source kind (`synthetic`, `file`, `sql`, a `DataSource` class) and
 returns the scoring id columns, `time_column`, the target and the known-at column; features
-are not needed and extra columns are dropped. The `pii` rules apply to its ids as to every
+are not needed and extra columns are dropped. A file source's path may hold `{date}` (files
+per prediction date, as for scoring); a date with no file yet has no labels yet. The `pii` rules apply to its ids as to every
 fetch, so labels join predictions whose ids were hashed. The `synthetic` kind yields the
 outcomes of exactly the rows the synthetic scoring source with the same settings produced,
 each known `labels.delay_days * U` after its row (U uniform in [0.5, 1], drawn per seed and
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
     from continuous_training.config import LabelsConfig, PipelineConfig, SourceConfig
 
+# a file source's path may hold `{date}`, one folder or file per prediction date (as scoring)
+DATE_PLACEHOLDER = "{date}"
 # the classes of a classification target (validation.LABEL_VALUES, kept light here)
 LABEL_VALUES = (0, 1)
 # salt of the synthetic delays' generator: independent of the rows' own draws
@@ -78,6 +81,8 @@ def fetch_labels(
     origin = _origin(pipeline)
     if config.kind == "synthetic":
         source: DataSource = SyntheticLabels(derived)
+    elif config.kind == "file" and DATE_PLACEHOLDER in (config.path or ""):
+        source = DatedFiles(derived)
     else:
         source = sources.make_source(derived, connection_uri=connection_uri)
     try:
@@ -215,6 +220,40 @@ def _checked_target(values: pd.Series, pipeline: PipelineConfig, origin: str) ->
     return values.astype("int64")
 
 
+def _days(window: Window) -> list[date]:
+    first = window.start.date()
+    last = (window.end - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+class DatedFiles(DataSource):
+    """A file source whose path holds `{date}`: the files of each prediction date.
+
+    A date whose path matches nothing has no labels yet (they arrive late): it is skipped.
+    """
+
+    def fetch(self, window: Window) -> pd.DataFrame:
+        import pandas as pd
+        from fsspec.core import url_to_fs
+
+        from continuous_training.sources import FileSource, matching_files
+
+        config = self.pipeline.source
+        frames = []
+        for day in _days(window):
+            path = (config.path or "").replace(DATE_PLACEHOLDER, day.isoformat())
+            fs, local = url_to_fs(path)
+            if not matching_files(fs, local, config.format):
+                continue
+            dated = self.pipeline.model_copy(
+                update={"source": config.model_copy(update={"path": path})}
+            )
+            frames.append(FileSource(dated).fetch(window))
+        if not frames:
+            return pd.DataFrame(columns=label_columns(self.pipeline))
+        return pd.concat(frames, ignore_index=True)
+
+
 class SyntheticLabels(DataSource):
     """The outcomes of the synthetic source's rows, each known some days after its row.
 
@@ -236,10 +275,7 @@ class SyntheticLabels(DataSource):
                 f"labels from {_origin(pipeline)}: the synthetic source cannot produce the "
                 f"columns {unknown}; it produces {list(SYNTHETIC_COLUMNS)}"
             )
-        first = window.start.date()
-        last = (window.end - timedelta(microseconds=1)).date()
-        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-        frames = [self._day(day, wanted) for day in days]
+        frames = [self._day(day, wanted) for day in _days(window)]
         return pd.concat(frames, ignore_index=True)
 
     def _day(self, day: date, wanted: list[str]) -> pd.DataFrame:

@@ -260,3 +260,22 @@ def test_labels_module_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_label_files_per_date_with_a_date_not_landed_yet(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
+    frame = outcomes()
+    for day in ("2026-03-02", "2026-03-06"):  # 2026-03-03 and -04 have no file yet
+        (tmp_path / day).mkdir()
+        rows = frame[frame["event_time"].str.startswith(day)]
+        write_csv(rows, tmp_path / day / "labels.csv")
+    path = tmp_path / "{date}" / "*.csv"
+    config = make_config(labels={"source": {"kind": "file", "path": str(path)}})
+    labels = fetch_labels(config, DAYS, LATE)
+    assert labels["customer_id"].tolist() == ["C1", "C2", "007"]
+    nothing = Window(utc(2026, 3, 3), utc(2026, 3, 5))
+    empty = fetch_labels(config, nothing, LATE)
+    assert empty.empty and list(empty.columns) == label_columns(config)
+    assert str(empty["event_time"].dtype) == str(empty["label_time"].dtype) == "datetime64[ns, UTC]"
+    assert str(empty["churned"].dtype) == "int64"
