@@ -10,11 +10,11 @@ the clock.
 A labels source is any source kind (`synthetic`, `file`, `sql`, a `DataSource` class) and
 returns the scoring id columns, `time_column`, the target and the known-at column; features
 are not needed and extra columns are dropped. A file source's path may hold `{date}` (files
-per prediction date, as for scoring); a date with no file yet has no labels yet. The `pii` rules apply to its ids as to every
-fetch, so labels join predictions whose ids were hashed. The `synthetic` kind yields the
-outcomes of exactly the rows the synthetic scoring source with the same settings produced,
-each known `labels.delay_days * U` after its row (U uniform in [0.5, 1], drawn per seed and
-day), so every label of a date is in `delay_days` after it.
+per prediction date, as for scoring); a date with no file yet has no labels yet. The `pii`
+rules apply to its ids as to every fetch, so labels join predictions whose ids were hashed.
+The `synthetic` kind yields the outcomes of exactly the rows the synthetic scoring source
+with the same settings produced, each known `labels.delay_days * U` after its row (U uniform
+in [0.5, 1], drawn per seed and day), so every label of a date is in `delay_days` after it.
 
 Duplicates: several outcomes for the same ids and prediction date (the UTC date of
 `time_column`) are corrections; the one known last (as of `as_of`) is kept.
