@@ -12,6 +12,7 @@ Published layout, and why. A date's predictions switch as a whole::
         _manifest.json                    the pointer: which set is current, its parts
         set=<run id>-<nonce>/             one complete set, never changed once published
             part-<key>.parquet            (sha256 and rows of each in the manifest)
+            _shadow/part-<key>.parquet    the shadow challenger's scores of the same rows
             _drift_sample/part-<key>.parquet
             _drift.json
 
@@ -226,6 +227,17 @@ def sample_uri(pipeline_name: str, window: Window, key: str, set_id: str = DEFAU
     )
 
 
+def shadow_uri(pipeline_name: str, window: Window, key: str, set_id: str = DEFAULT_SET) -> str:
+    """The shadow challenger's scores of the part `key`: same rows, same order as the part."""
+    return storage.join(set_dir(pipeline_name, window, set_id), "_shadow", f"part-{key}.parquet")
+
+
+def _beside(output_uri: str, folder: str) -> str:
+    """`<set>/<folder>/part-<key>.parquet` for the part `<set>/part-<key>.parquet`."""
+    parent, _, name = output_uri.rstrip("/").rpartition("/")
+    return storage.join(parent, folder, name)
+
+
 def manifest_uri(pipeline_name: str, window: Window) -> str:
     return storage.join(predictions_dir(pipeline_name, window), MANIFEST)
 
@@ -234,6 +246,30 @@ def published(pipeline_name: str, window: Window) -> dict[str, Any] | None:
     """The window's manifest (the current set), or None if nothing was published."""
     uri = manifest_uri(pipeline_name, window)
     return storage.read_json(uri) if storage.exists(uri) else None
+
+
+def published_manifests(pipeline_name: str, start: datetime, end: datetime) -> list[dict]:
+    """The manifests of the dates published whose window lies inside `[start, end)`.
+
+    Sorted by `window_start`; a date folder without a manifest (nothing published yet, or
+    only an unpublished set of a running or failed run) is skipped.
+    """
+    span = Window(start, end)  # UTC, aware, start before end
+    folder = storage.join(storage.data_root(), pipeline_name, "predictions")
+    if not storage.exists(folder):
+        return []
+    manifests = []
+    for entry in storage.list_entries(folder):
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        uri = storage.join(folder, name, MANIFEST)
+        if not name.startswith("dt=") or not storage.exists(uri):
+            continue
+        manifest = storage.read_json(uri)
+        first = datetime.fromisoformat(manifest["window_start"])
+        last = datetime.fromisoformat(manifest["window_end"])
+        if span.start <= first and last <= span.end:
+            manifests.append(manifest)
+    return sorted(manifests, key=lambda m: datetime.fromisoformat(m["window_start"]))
 
 
 def published_parts(pipeline_name: str, window: Window) -> list[str]:
@@ -340,6 +376,12 @@ class ScoringJob:
     # to each batch); False for a snapshot `materialize_input` fetched, already protected.
     raw_input: bool = True
     input_format: str = "parquet"  # or "csv"
+    # where a shadowing challenger's scores go (`shadow_uri`); unset: `_shadow/` beside the part
+    shadow_uri: str | None = None
+
+    @property
+    def shadow_output_uri(self) -> str:
+        return self.shadow_uri or _beside(self.output_uri, "_shadow")
 
 
 class BottomKSample:
@@ -402,11 +444,17 @@ def score_partition(
 ) -> dict[str, Any]:
     """Stream the input, write predictions atomically; return rows, URIs and shadow stats.
 
+    With a `challenger` (version, model), its scores of the same rows, in the same order, are
+    written too (`job.shadow_output_uri`: the ids, `prediction`, `probability` for
+    classification, and the challenger's `model_version`), streamed and atomic like the part.
+
     Bad input (an unreadable file, a missing column, text or infinity in a numeric feature,
     rows the model refuses) raises `ScoringInputError` naming the file and the column, with
     nothing written. A batch with no row inside the window is skipped; a partition with no
     such row at all writes an empty part of the same schema.
     """
+    from contextlib import ExitStack
+
     import pyarrow.parquet as pq
     from fsspec.core import url_to_fs
     from threadpoolctl import threadpool_limits
@@ -419,15 +467,24 @@ def score_partition(
         reader = _CsvInput(job, fh) if job.input_format == "csv" else _ParquetInput(job, fh)
         state = _ScoringState(job, reader.total, challenger, progress)
         schema = _output_schema(job.pipeline, reader.id_types, champion)
-        with storage.open_atomic(job.output_uri) as out:
-            writer = pq.ParquetWriter(out, schema)
-            try:
-                for frame in reader.batches():
-                    table = state.score(protect(frame), champion, schema)
-                    if table is not None:
-                        writer.write_table(table)
-            finally:
-                writer.close()
+        shadow_schema = None
+        with ExitStack() as stack:
+            writer = pq.ParquetWriter(
+                stack.enter_context(storage.open_atomic(job.output_uri)), schema
+            )
+            stack.callback(writer.close)
+            shadow_writer = None
+            if challenger is not None:
+                shadow_schema = _shadow_schema(job.pipeline, reader.id_types, challenger[1])
+                out = stack.enter_context(storage.open_atomic(job.shadow_output_uri))
+                shadow_writer = pq.ParquetWriter(out, shadow_schema)
+                stack.callback(shadow_writer.close)
+            for frame in reader.batches():
+                tables = state.score(protect(frame), champion, schema, shadow_schema)
+                if tables is not None:
+                    writer.write_table(tables[0])
+                    if shadow_writer is not None:
+                        shadow_writer.write_table(tables[1])
     return state.finish()
 
 
@@ -582,6 +639,18 @@ def _output_schema(pipeline: PipelineConfig, id_types: dict[str, Any], champion:
     return pa.schema(fields)
 
 
+def _shadow_schema(pipeline: PipelineConfig, id_types: dict[str, Any], challenger: Any) -> Any:
+    """The schema of a shadow part: ids, the challenger's prediction (and probability), version."""
+    import pyarrow as pa
+
+    fields = [pa.field(c, t) for c, t in id_types.items()]
+    fields += [f for f in _output_schema(pipeline, {}, challenger) if f.name in _SCORE_COLUMNS]
+    return pa.schema([*fields, pa.field("model_version", pa.string())])
+
+
+_SCORE_COLUMNS = (PREDICTION, PROBABILITY)
+
+
 class _ScoringState:
     """What accumulates over the batches of one partition."""
 
@@ -603,8 +672,11 @@ class _ScoringState:
         self.every = job.pipeline.inference.progress_every_seconds
         self.last_report = time.monotonic()
 
-    def score(self, frame: pd.DataFrame, champion: Any, schema: Any) -> Any:
-        """The output table of one batch, or None when no row of it is inside the window."""
+    def score(
+        self, frame: pd.DataFrame, champion: Any, schema: Any, shadow_schema: Any = None
+    ) -> tuple[Any, Any] | None:
+        """The output tables of one batch (the part's, the shadow's or None), or None when no
+        row of it is inside the window."""
         pipeline = self.job.pipeline
         first_row = self.done + 1  # 1-based data row of the file, for messages
         self.done += len(frame)
@@ -614,11 +686,22 @@ class _ScoringState:
             return None
         X = self._checked_features(frame[pipeline.features.all], first_row)
         scores = self._predict(champion, X, first_row)
+        shadow_table = None
         if self.shadow is not None:
-            self.shadow.add(scores, self._predict(self.challenger_model, X, first_row))
+            challenger = self._predict(self.challenger_model, X, first_row)
+            self.shadow.add(scores, challenger)
+            if shadow_schema is not None:
+                shadow_table = self._output_table(
+                    frame, challenger, shadow_schema, {"model_version": self.shadow.version}
+                )
         self.sample.add(X, **{PREDICTION: scores.score})
         self.rows += len(frame)
-        return self._output_table(frame, scores, schema)
+        provenance = {
+            "model_name": self.job.pipeline.model_name,
+            "model_version": self.job.model_version,
+            "airflow_run_id": self.job.airflow_run_id,
+        }
+        return self._output_table(frame, scores, schema, provenance), shadow_table
 
     def _where(self, frame: pd.DataFrame, mask: Any, first_row: int) -> str:
         """`data row N` of the file for the first row where `mask` holds."""
@@ -704,7 +787,9 @@ class _ScoringState:
         inside = (times >= self.job.window.start) & (times < self.job.window.end)
         return frame[inside.to_numpy()]
 
-    def _output_table(self, frame: pd.DataFrame, scores: Scores, schema: Any) -> Any:
+    def _output_table(
+        self, frame: pd.DataFrame, scores: Scores, schema: Any, provenance: dict[str, str]
+    ) -> Any:
         import pyarrow as pa
 
         n = len(frame)
@@ -718,11 +803,7 @@ class _ScoringState:
             table = table.append_column(
                 schema.field(PROBABILITY), pa.array(scores.probability, pa.float64())
             )
-        for name, value in (
-            ("model_name", self.job.pipeline.model_name),
-            ("model_version", self.job.model_version),
-            ("airflow_run_id", self.job.airflow_run_id),
-        ):
+        for name, value in provenance.items():
             table = table.append_column(name, pa.repeat(pa.scalar(value, pa.string()), n))
         return table.cast(schema)
 
@@ -745,6 +826,7 @@ class _ScoringState:
             "sample_uri": self.job.sample_uri,
             "sample_rows": len(sample),
             "shadow": self.shadow.to_json() if self.shadow else None,
+            "shadow_uri": self.job.shadow_output_uri if self.shadow else None,
         }
 
 
@@ -770,7 +852,9 @@ def publish(
         raise PartitionError(f"parts of window {window} were scored by versions {versions}")
     folder = set_dir(pipeline.name, window, set_id)
     for part in parts:
-        for what in ("uri", "sample_uri"):
+        for what in ("uri", "sample_uri", "shadow_uri"):
+            if what == "shadow_uri" and not part.get(what):
+                continue  # no challenger shadowed this part
             uri = storage.require_inside(part[what], folder, f"part {what}")
             if not storage.exists(uri):
                 raise PartitionError(

@@ -169,6 +169,12 @@ def test_shadow_challenger_is_scored_but_not_served(client) -> None:
     assert sum(shadow["champion_hist"]) == sum(shadow["challenger_hist"]) == 300
     metrics = client.get_run(pinned["mlflow_run_id"]).data.metrics
     assert 0 <= metrics["shadow.disagreement_rate"] <= 1
+    # the shadow's scores per row, beside each published part: same rows, same order
+    for part in xcom_value(run, "publish_predictions")["parts"]:
+        served, shadowed = pd.read_parquet(part["uri"]), pd.read_parquet(part["shadow_uri"])
+        assert "/_shadow/" in part["shadow_uri"]
+        assert shadowed["customer_id"].tolist() == served["customer_id"].tolist()
+        assert set(shadowed["model_version"]) == {"2"}
 
 
 def test_promotion_during_a_run_does_not_mix_versions(client) -> None:

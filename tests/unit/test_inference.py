@@ -234,6 +234,107 @@ def test_shadow_counts_disagreements(
     assert set(out["model_version"]) == {"7"}  # the shadow is never served
 
 
+def test_shadow_rows_are_written_beside_the_part(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame]
+) -> None:
+    class AlwaysChurn:
+        classes_ = model.classes_
+
+        def predict_proba(self, X: pd.DataFrame) -> Any:
+            return np.tile([0.3, 0.7], (len(X), 1))
+
+    scoring = job(config, day_file[0], "k", "s1")
+    result = inference.score_partition(scoring, model, challenger=("8", AlwaysChurn()))
+    expected = inference.shadow_uri(config.name, DAY, "k", "s1")
+    assert result["shadow_uri"] == expected == scoring.shadow_output_uri
+    assert expected == inference.set_dir(config.name, DAY, "s1") + "/_shadow/part-k.parquet"
+    main, shadow = pd.read_parquet(result["uri"]), pd.read_parquet(expected)
+    assert list(shadow.columns) == ["customer_id", "prediction", "probability", "model_version"]
+    assert len(shadow) == len(main) == 300  # batches of 100 rows: streamed in several writes
+    assert shadow["customer_id"].tolist() == main["customer_id"].tolist()
+    assert set(shadow["model_version"]) == {"8"} and set(main["model_version"]) == {"7"}
+    assert (shadow["prediction"] == 1).all() and np.allclose(shadow["probability"], 0.7)
+    assert (
+        pq.read_schema(expected).field("prediction").type
+        == pq.read_schema(result["uri"]).field("prediction").type
+    )
+    # the part's schema is unchanged by the shadow
+    assert list(main.columns) == [
+        "customer_id",
+        "prediction",
+        "probability",
+        "model_name",
+        "model_version",
+        "airflow_run_id",
+    ]
+    # publish checks the shadow part like the others
+    inference.publish(config, DAY, [result], "manual__s1", "s1")
+    Path(expected).unlink()
+    again = inference.score_partition(
+        job(config, day_file[0], "k", "s2"), model, ("8", AlwaysChurn())
+    )
+    Path(again["shadow_uri"]).unlink()
+    with pytest.raises(
+        inference.PartitionError, match=r"_shadow/part-k\.parquet of set s2 is missing"
+    ):
+        inference.publish(config, DAY, [again], "manual__s2", "s2")
+
+
+def test_no_challenger_writes_no_shadow_rows(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame]
+) -> None:
+    result = inference.score_partition(job(config, day_file[0], "k", "s1"), model)
+    assert result["shadow_uri"] is None and result["shadow"] is None
+    assert not Path(inference.set_dir(config.name, DAY, "s1"), "_shadow").exists()
+    inference.publish(config, DAY, [result], "manual__s1", "s1")
+
+
+def test_a_failed_partition_leaves_no_shadow_rows(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame]
+) -> None:
+    class BreaksOnSecondBatch:
+        classes_ = model.classes_
+        calls = 0
+
+        def predict_proba(self, X: pd.DataFrame) -> Any:
+            self.calls += 1
+            if self.calls == 2:
+                raise ValueError("broken")
+            return np.tile([0.3, 0.7], (len(X), 1))
+
+    scoring = job(config, day_file[0], "k", "s1")
+    with pytest.raises(inference.ScoringInputError):
+        inference.score_partition(scoring, model, challenger=("8", BreaksOnSecondBatch()))
+    assert not Path(scoring.output_uri).exists()
+    assert not Path(scoring.shadow_output_uri).exists()
+    assert not list(Path(scoring.shadow_output_uri).parent.glob("*"))
+
+
+def test_published_manifests_lists_published_dates_in_range(
+    config: PipelineConfig, model: Any, day_file: tuple[str, pd.DataFrame]
+) -> None:
+    days = [Window(DAY.start + timedelta(days=i), DAY.end + timedelta(days=i)) for i in range(4)]
+    for i, day in enumerate(days):
+        part = inference.score_partition(job(config, day_file[0], "x", "a", window=day), model)
+        if i != 2:  # the third date is scored but never published
+            inference.publish(config, day, [part], f"manual__{i}", "a")
+    start, end = days[0].start, days[3].end
+    listed = inference.published_manifests(config.name, start, end)
+    assert [m["window_start"] for m in listed] == [days[i].start.isoformat() for i in (0, 1, 3)]
+    assert [
+        m["window_start"] for m in inference.published_manifests(config.name, start, days[1].end)
+    ] == [
+        days[0].start.isoformat(),
+        days[1].start.isoformat(),
+    ]
+    # a window must lie wholly inside [start, end)
+    late = days[0].start + timedelta(hours=1)
+    assert inference.published_manifests(config.name, late, days[1].end)[0]["window_start"] == (
+        days[1].start.isoformat()
+    )
+    assert inference.published_manifests("nothing_here", start, end) == []
+
+
 # --------------------------------------------------------------------------- sampling
 
 

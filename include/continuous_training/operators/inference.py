@@ -152,6 +152,7 @@ class ScorePartition(PipelineOperator):
             input_uri=inference.materialize_input(config, partition, context["run_id"], uri),
             output_uri=inference.prediction_uri(config.name, window, partition.key, out_set),
             sample_uri=inference.sample_uri(config.name, window, partition.key, out_set),
+            shadow_uri=inference.shadow_uri(config.name, window, partition.key, out_set),
             window=window,
             model_version=self.pinned["champion_version"],
             airflow_run_id=context["run_id"],
