@@ -378,3 +378,38 @@ def test_log_to_mlflow_one_point_per_date_and_the_report(
     names = {f.path for f in client.list_artifacts(run_id, "monitoring")}
     assert {"monitoring/summary.json", "monitoring/performance_report.html"} <= names
     assert logged["report"].endswith("rows")
+
+
+@pytest.mark.integration
+def test_expected_metric_is_the_holdout_metric_of_the_versions_run(
+    make_config: Callable[..., PipelineConfig],
+    mlflow_server: str,  # noqa: F811 - the imported fixture
+) -> None:
+    from mlflow import MlflowClient
+
+    name = f"monitoring-expected-{datetime.now().timestamp():.0f}"
+    pipeline = make_config(registry={"model_name": name})
+    client = MlflowClient(mlflow_server)
+    run = client.create_run(client.create_experiment(name))
+    client.log_metric(run.info.run_id, "eval_challenger_roc_auc", 0.87)
+    client.create_registered_model(name)
+    version = client.create_model_version(name, run.info.artifact_uri, run_id=run.info.run_id)
+    assert monitoring.expected_metric(client, pipeline, version.version) == 0.87
+    other = client.create_run(run.info.experiment_id)  # a run that logged no evaluation
+    bare = client.create_model_version(name, other.info.artifact_uri, run_id=other.info.run_id)
+    assert monitoring.expected_metric(client, pipeline, bare.version) is None
+
+
+def test_bootstrap_interval_of_one_metric_is_deterministic_and_brackets_it() -> None:
+    from continuous_training import evaluation
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 500)
+    p = np.clip(y * 0.3 + rng.random(500) * 0.7, 0, 1)
+    first = evaluation.bootstrap_interval("roc_auc", y, p, resamples=300, seed=5)
+    again = evaluation.bootstrap_interval("roc_auc", y, p, resamples=300, seed=5)
+    assert first == again and first.resamples == 300
+    assert first.value == pytest.approx(skm.roc_auc_score(y, p))
+    assert first.low < first.value < first.high
+    loss = evaluation.bootstrap_interval("log_loss", y, p, resamples=300, seed=5)
+    assert loss.low < skm.log_loss(y, p) < loss.high
