@@ -42,6 +42,8 @@ class Sizes:
     train_days: int = 28
     train_rows_per_day: int = 3_000
     parse_repeats: int = 5
+    monitoring_rows: tuple[int, int] = (100_000, 1_000_000)
+    monitoring_dates: int = 10
 
 
 FULL = Sizes()
@@ -56,6 +58,7 @@ QUICK = Sizes(
     train_days=28,
     train_rows_per_day=1_000,
     parse_repeats=2,
+    monitoring_rows=(10_000, 100_000),
 )
 
 

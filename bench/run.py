@@ -23,6 +23,7 @@ from collections.abc import Callable
 import dag_parse
 import drift_check
 import memory
+import monitoring_join
 import retraining
 import scoring
 from harness import (
@@ -76,6 +77,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Row]]] = {
     "drift": drift_check.run,
     "dag_parse": parse_rows,
     "retraining": retraining.run,
+    "monitoring": monitoring_join.run,
 }
 
 

@@ -339,6 +339,74 @@ def paired_bootstrap(
     )
 
 
+@dataclass(frozen=True)
+class MetricInterval:
+    """One model's metric on some rows with its percentile bootstrap interval."""
+
+    metric: str
+    value: float
+    low: float
+    high: float
+    confidence: float
+    resamples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bootstrap_interval(
+    metric: str,
+    y_true: Any,
+    prediction: Any,
+    *,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> MetricInterval:
+    """Percentile bootstrap interval of one model's `metric` (not a difference).
+
+    The same weighted resampling as `paired_bootstrap`, for one model: realized performance
+    of a served model over time. Resamples that miss a class (AUC-type metrics) are redrawn.
+    Deterministic for a seed.
+    """
+    import numpy as np
+
+    if resamples < 1:
+        raise EvaluationError(f"resamples must be at least 1, got {resamples}")
+    if not 0.0 < confidence < 1.0:
+        raise EvaluationError(f"confidence must be in (0, 1), got {confidence}")
+    y, p = _as_arrays(_task_of(metric), y_true, prediction)
+    observed = metric_value(metric, y, p)
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(resamples, _CHUNK_CELLS // y.size))
+    max_draws = 10 * resamples
+    values: list[np.ndarray] = []
+    collected = drawn = 0
+    while collected < resamples:
+        if drawn >= max_draws:
+            raise EvaluationError(
+                f"only {collected} of {drawn} bootstrap resamples contained both classes "
+                f"({int(y.sum())} positives in {y.size} rows): {metric} is too unstable here"
+            )
+        w = _resample_weights(rng, y.size, chunk)
+        drawn += chunk
+        v = _weighted_metric(metric, y, p, w)
+        v = v[~np.isnan(v)]
+        values.append(v)
+        collected += v.size
+    all_values = np.concatenate(values)[:resamples]
+    alpha = 1.0 - confidence
+    low, high = np.quantile(all_values, [alpha / 2, 1 - alpha / 2])
+    return MetricInterval(
+        metric=metric,
+        value=float(observed),
+        low=float(low),
+        high=float(high),
+        confidence=confidence,
+        resamples=int(all_values.size),
+    )
+
+
 # --------------------------------------------------------------------------- gate
 
 
@@ -901,6 +969,8 @@ __all__ = [
     "EvaluationError",
     "GateContext",
     "GateDecision",
+    "MetricInterval",
+    "bootstrap_interval",
     "build_gate_context",
     "compute_metrics",
     "evaluate_gate",
