@@ -77,7 +77,9 @@ def observations(
 
 
 def _date_folders(pipeline: PipelineConfig) -> list[str]:
-    root = storage.join(storage.data_root(), pipeline.name, "monitoring")
+    from continuous_training.monitoring import monitoring_dir
+
+    root = monitoring_dir(pipeline.name)
     if not storage.exists(root):
         return []
     return sorted(

@@ -77,30 +77,6 @@ def date_dir(pipeline_name: str, window: Window) -> str:
     return storage.join(monitoring_dir(pipeline_name), inference.window_label(window))
 
 
-def _published_manifests(pipeline_name: str, start: datetime, end: datetime) -> list[dict]:
-    """The manifests whose window lies in [start, end), by window start.
-
-    `inference.published_manifests` when it exists; until then the same from the folders.
-    """
-    shared = getattr(inference, "published_manifests", None)
-    if shared is not None:
-        return shared(pipeline_name, start, end)
-    folder = storage.join(storage.data_root(), pipeline_name, "predictions")
-    found = []
-    for entry in storage.list_entries(folder):
-        name = entry.rstrip("/").rsplit("/", 1)[-1]
-        if not name.startswith("dt="):
-            continue
-        uri = storage.join(folder, name, inference.MANIFEST)
-        if not storage.exists(uri):
-            continue
-        manifest = storage.read_json(uri)
-        window = _manifest_window(manifest, uri)
-        if start <= window.start and window.end <= end:
-            found.append(manifest)
-    return sorted(found, key=lambda m: _manifest_window(m, "").start)
-
-
 def _manifest_window(manifest: dict[str, Any], uri: str) -> Window:
     try:
         return Window(
@@ -257,7 +233,7 @@ def measure(pipeline: PipelineConfig, as_of: datetime, labels: pd.DataFrame) -> 
     times = prepared[pipeline.time_column]
     covered = np.zeros(len(prepared), dtype=bool)
     records, written, kept = [], [], []
-    for manifest in _published_manifests(pipeline.name, start, as_of):
+    for manifest in inference.published_manifests(pipeline.name, start, as_of):
         window = _manifest_window(manifest, manifest.get("manifest", ""))
         in_window = ((times >= window.start) & (times < window.end)).to_numpy()
         covered |= in_window
@@ -930,3 +906,47 @@ __all__ = [
     "measure",
     "monitoring_dir",
 ]
+
+
+def describe(summary: dict[str, Any]) -> list[str]:
+    """One log line per prediction date: what a person reads in measure_performance's log."""
+    metric = summary["primary_metric"]
+    lines = []
+    for record in summary["dates"]:
+        for version in record["versions"]:
+            value = version["metrics"].get(metric, {})
+            shown = "n/a" if value.get("value") is None else f"{value['value']:.4f}"
+            interval = (
+                f" [{value['low']:.4f}, {value['high']:.4f}]"
+                if value.get("low") is not None
+                else ""
+            )
+            line = (
+                f"{record['date']}: version {version['model_version']} realized {metric} "
+                f"{shown}{interval} on {version['labelled_rows']:,} of "
+                f"{version['predictions']:,} predictions labelled "
+                f"({version['label_coverage']:.0%})"
+            )
+            for shadow in version.get("shadows", []):
+                diff = shadow["diff"]
+                if diff.get("value") is not None:
+                    line += (
+                        f"; shadow version {shadow['challenger_version']} "
+                        f"{diff['value']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}]"
+                    )
+            lines.append(line)
+    labels = summary["labels"]
+    lines.append(
+        f"{labels['rows']:,} labels known; {labels['outside_published_dates']:,} match no "
+        "published date (counted, not fatal)"
+    )
+    return lines
+
+
+def event_extra(pipeline: PipelineConfig, decay: dict[str, Any]) -> dict[str, Any]:
+    """The performance asset event: the evidence, plus what the retrain's debounce needs."""
+    from continuous_training import drift
+
+    extra = decay["extra"]
+    episode = drift.episode_id(pipeline.model_name, extra["champion_version"])
+    return {**extra, "episode": f"{episode}/performance", "window_end": extra["window"]["end"]}

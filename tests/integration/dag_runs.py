@@ -50,6 +50,7 @@ def run_dag(
     from continuous_training.dag_factory import build_dags
 
     kinds = ("_weekly_retraining", "_drift_retraining", "_batch_inference", "_rollback")
+    kinds += ("_performance_monitoring",)
     pipeline = next(dag_id.removesuffix(k) for k in kinds if dag_id.endswith(k))
     dag = build_dags(find_pipeline(pipeline))[dag_id]
     for key in [k for k in _TASK_ERRORS if k[0] == dag_id]:
