@@ -17,15 +17,17 @@ The obvious candidate, the asymptotic CS of Waudby-Smith, Arbour, Sinha, Kennedy
 standard deviation plugged in. Its guarantee is asymptotic, and with the few days a
 decision may rest on (gates.live_evidence.min_days, 14 by default) a standard deviation
 from 14 values is often well below the truth, exactly when the interval then looks
-tightest. `bench/live_evidence_simulation.py` runs both on the same simulated days: at the
-demo's volume the plug-in CS stays near its nominal rate over a year but its false promotions
-crowd into the first looks, where the variance estimate is poorest; this one is exact there.
+tightest. `bench/live_evidence_simulation.py` runs both on the same simulated days (2,000
+years at the demo's volume, a challenger truly at min_improvement, daily looks from day 14):
+the plug-in CS promoted 2.65% of them (Monte-Carlo se 0.36%), above its nominal 2.5%; the
+one below promoted 1.65%; a fixed-sample t-interval looked at daily promoted 18.55%.
 
 The nonasymptotic bounds for bounded data (Howard, Ramdas, McAuliffe & Sekhon,
 "Time-uniform, nonparametric, nonasymptotic confidence sequences", Ann. Statist. 2021)
 pay for the whole range an observation could take. A daily AUC difference lies in
-[-1, 1] but spreads over about +-0.03: a bound scaled to the range is some 30 times too
-wide to ever see a 0.005 improvement within a year.
+[-1, 1] but has a standard deviation of about 0.012 at the demo's volume: a bound scaled
+to the range (sub-Gaussian sigma 1 for [-1, 1]) is some 80 times too wide to ever see a
+0.005 improvement within a year.
 
 So this module uses the CS for a Gaussian mean with UNKNOWN variance: the sequential
 t-test of Lai ("On confidence sequences", Ann. Statist. 4(2), 1976) in the form of Wang &
@@ -55,8 +57,9 @@ and with SS = sum (x_i - xbar)^2 (so sum(y_i^2) = SS + t (xbar - mu)^2) the CS i
 
 For large t it is xbar -+ s * sqrt(2 log(sqrt(1 + t c^2) / alpha) / t): the normal-mixture
 boundary of Howard et al. 2021 (and of the asymptotic CS) with the mixture variance c^2 in
-units of sigma, so c^2 is tuned as rho^2 there: c^2 = (-2 log alpha + log(-2 log alpha + 1))
-/ t*, which makes the boundary tightest near t* observations (Howard et al. 2021, Sec. 3.5).
+units of sigma, so c^2 is tuned as rho^2 is there: c^2 = (-2 log alpha + log(-2 log alpha +
+1)) / t*, the closed-form approximation (used for the asymptotic CS) of the rho^2 that makes
+the boundary narrowest at t* observations; numerically it is within 0.01% of the optimum.
 The lower bound is one side of a two-sided CS at level alpha = 1 - confidence, so a
 no-better challenger clears it with probability at most about alpha / 2 over ALL days:
 the error rate the holdout gate has with the lower end of its two-sided bootstrap interval.
@@ -122,7 +125,7 @@ class LiveEvidence:
 
 
 def mixture_variance(confidence: float, t_star: float = T_STAR) -> float:
-    """c^2 that makes the boundary tightest near `t_star` observations (Howard et al. 2021)."""
+    """c^2 that makes the boundary (nearly) narrowest at `t_star` observations."""
     log_term = -2.0 * math.log(1.0 - confidence)
     return (log_term + math.log(log_term + 1.0)) / t_star
 
