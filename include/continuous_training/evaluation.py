@@ -183,13 +183,19 @@ class BootstrapResult:
     high: float
     confidence: float
     resamples: int
+    # standard deviation of the resampled differences: what the power statement rests on.
+    # None in records written before it was kept.
+    std_error: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BootstrapResult:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        optional = {"std_error"}
+        return cls(
+            **{k: data[k] for k in cls.__dataclass_fields__ if k in data or k not in optional}
+        )
 
 
 def _weighted_metric(metric: str, y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -336,6 +342,7 @@ def paired_bootstrap(
         high=float(high),
         confidence=confidence,
         resamples=int(all_diffs.size),
+        std_error=float(np.std(all_diffs, ddof=1)) if all_diffs.size > 1 else 0.0,
     )
 
 
@@ -349,6 +356,43 @@ class MetricInterval:
     high: float
     confidence: float
     resamples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- power
+
+
+def minimum_detectable_improvement(
+    bootstrap: BootstrapResult | None, gates: GatesConfig, power: float = 0.8
+) -> float | None:
+    """The true improvement the gate promotes with probability `power` on this holdout.
+
+    The gate promotes when the interval's lower bound, about observed - z_(1+c)/2 * SE, is
+    above min_improvement. With the observed difference normal around the true one with
+    this SE, that happens with probability `power` when the true improvement is
+    min_improvement + (z_(1+c)/2 + z_power) * SE. None without a bootstrap (no champion, or
+    a holdout too thin to compare on) or with an old record that kept no SE.
+    """
+    from scipy import stats
+
+    if not 0.0 < power < 1.0:
+        raise EvaluationError(f"power must be in (0, 1), got {power}")
+    if bootstrap is None or bootstrap.std_error is None:
+        return None
+    z = stats.norm.ppf((1.0 + bootstrap.confidence) / 2.0) + stats.norm.ppf(power)
+    return gates.min_improvement + float(z) * bootstrap.std_error
+
+
+@dataclass(frozen=True)
+class PowerStatement:
+    """The smallest improvement the holdout can show, said in one sentence for card and log."""
+
+    minimum_detectable_improvement: float | None
+    power: float
+    warning: bool
+    text: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -405,6 +449,52 @@ def bootstrap_interval(
         confidence=confidence,
         resamples=int(all_values.size),
     )
+
+
+def power_statement(
+    bootstrap: BootstrapResult | None,
+    gates: GatesConfig,
+    *,
+    has_champion: bool,
+    power: float = 0.8,
+) -> PowerStatement:
+    """What this holdout can detect, with a WARNING when it is blind to gains worth having.
+
+    The warning fires when the detectable improvement is more than twice min_improvement:
+    a challenger truly better by twice the threshold, clearly worth shipping, is then
+    rejected more often than not. With min_improvement <= 0 there is no such yardstick and
+    the figure is stated without a warning.
+    """
+    value = minimum_detectable_improvement(bootstrap, gates, power)
+    if not has_champion:
+        text = (
+            "Power: no champion (first model): there is no paired difference, so no "
+            "improvement to detect."
+        )
+        return PowerStatement(None, power, False, text)
+    if bootstrap is None:
+        text = (
+            "Power: not computed: no paired bootstrap was run (the holdout has too few rows "
+            "of a class to compare the models on)."
+        )
+        return PowerStatement(None, power, False, text)
+    if value is None:
+        text = "Power: not computed: this bootstrap record keeps no standard error."
+        return PowerStatement(None, power, False, text)
+    floor = gates.min_improvement
+    text = (
+        f"Power: with this holdout, an improvement of {value:.4f} in {bootstrap.metric} is "
+        f"promoted with {power:.0%} power at {bootstrap.confidence:.0%} confidence "
+        f"(bootstrap SE {bootstrap.std_error:.4f})."
+    )
+    warning = floor > 0 and value > 2 * floor
+    if warning:
+        text += (
+            f" WARNING: that is more than twice min_improvement ({floor:g}): a real gain of "
+            f"{2 * floor:g} is likely to be rejected; a larger holdout "
+            "(windows.holdout_days) narrows it."
+        )
+    return PowerStatement(value, power, warning, text)
 
 
 # --------------------------------------------------------------------------- gate
@@ -870,6 +960,8 @@ def render_model_card(
         "## Metrics",
         *_metrics_section(pipeline.task, challenger_metrics, champion_metrics, bootstrap),
         "",
+        power_statement(bootstrap, pipeline.gates, has_champion=champion_metrics is not None).text,
+        "",
         "## Thresholds",
         *_thresholds_section(pipeline.gates),
         "",
@@ -970,6 +1062,7 @@ __all__ = [
     "GateContext",
     "GateDecision",
     "MetricInterval",
+    "PowerStatement",
     "bootstrap_interval",
     "build_gate_context",
     "compute_metrics",
@@ -977,7 +1070,9 @@ __all__ = [
     "measure_latency_ms_per_1k",
     "metric_direction",
     "metric_value",
+    "minimum_detectable_improvement",
     "paired_bootstrap",
     "plot_comparison",
+    "power_statement",
     "render_model_card",
 ]

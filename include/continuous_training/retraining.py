@@ -150,6 +150,12 @@ def evaluate_candidate(
     for check in gate.checks:
         if check.detail.startswith("WARNING"):
             log.warning("%s: %s", check.name, check.detail)
+    # say out loud what this holdout could have detected, so a rejection of a small real
+    # gain reads as "too little data", not as "no better"
+    power = evaluation.power_statement(
+        ctx.bootstrap, pipeline.gates, has_champion=scored.champion_version is not None
+    )
+    (log.warning if power.warning else log.info)("%s", power.text)
     holdout_sha = candidate["holdout"]["sha256"]  # verified against the file by _load_holdout
     record = {
         "pipeline": pipeline.name,
@@ -174,6 +180,8 @@ def evaluate_candidate(
             "metrics": ctx.champion_metrics,
         },
         "bootstrap": None if ctx.bootstrap is None else ctx.bootstrap.to_dict(),
+        "minimum_detectable_improvement": power.minimum_detectable_improvement,
+        "power": power.to_dict(),
         "gate": gate.to_dict(),
         "final": None,
     }
@@ -209,6 +217,7 @@ def evaluate_candidate(
         "champion_metric": (ctx.champion_metrics or {}).get(primary),
         "wants_live_evidence": pipeline.gates.live_evidence.enabled
         and live_evidence.wants_evidence(record["gate"], record["bootstrap"], pipeline.gates),
+        "minimum_detectable_improvement": power.minimum_detectable_improvement,
     }
 
 

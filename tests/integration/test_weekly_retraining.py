@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 WEEK_1 = datetime(2026, 3, 1, 2, tzinfo=UTC)  # holdout: the last week before the drift onset
 WEEK_1_LATER = datetime(2026, 3, 1, 5, tzinfo=UTC)  # same day, so the same data window
 AFTER_DRIFT = datetime(2026, 3, 15, 2, tzinfo=UTC)  # one of three training weeks is post-drift
+MIN_IMPROVEMENT = 0.005  # churn.yaml's gates.min_improvement
 
 
 def test_first_run_promotes_same_data_rejects_post_drift_promotes(client) -> None:
@@ -47,6 +48,7 @@ def test_first_run_promotes_same_data_rejects_post_drift_promotes(client) -> Non
     card = Path(client.download_artifacts(v1.run_id, "evaluation/model_card.md")).read_text()
     assert "| train | 2026-02-01T00:00:00+00:00 to 2026-02-22T00:00:00+00:00 | 6300 |" in card
     assert "## Final decision\n- decision: **promoted**" in card
+    assert "Power: no champion (first model): there is no paired difference" in card
     artifacts = {a.path for a in client.list_artifacts(v1.run_id, "evaluation")}
     assert {
         "evaluation/decision_record.json",
@@ -62,6 +64,11 @@ def test_first_run_promotes_same_data_rejects_post_drift_promotes(client) -> Non
     assert v2.tags["ct.decision"] == "rejected"
     assert "does not clear" in v2.tags["ct.decision_reason"]
     assert champion(client, "churn") == "1"
+    # the rejection says what this holdout could have detected, in the XCom and on the card
+    detectable = xcom_value(run2, "evaluate_vs_champion")["minimum_detectable_improvement"]
+    assert detectable >= MIN_IMPROVEMENT  # the same model twice: SE 0, exactly the threshold
+    card = Path(client.download_artifacts(v2.run_id, "evaluation/model_card.md")).read_text()
+    assert f"Power: with this holdout, an improvement of {detectable:.4f} in roc_auc" in card
 
     run3 = run_dag("churn_weekly_retraining", AFTER_DRIFT)
     assert str(run3.state) == "success", task_states(run3)
@@ -73,6 +80,12 @@ def test_first_run_promotes_same_data_rejects_post_drift_promotes(client) -> Non
     record = client.download_artifacts(v3.run_id, "evaluation/decision_record.json")
     decision = pd.read_json(record, typ="series")
     assert decision["champion"]["version"] == "1"
+    assert (
+        decision["minimum_detectable_improvement"]
+        == decision["power"]["minimum_detectable_improvement"]
+    )
+    assert decision["bootstrap"]["std_error"] > 0
+    assert decision["minimum_detectable_improvement"] > MIN_IMPROVEMENT
     assert decision["final"]["decision"] == "promoted"
 
 

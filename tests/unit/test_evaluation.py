@@ -25,8 +25,10 @@ from continuous_training.evaluation import (
     measure_latency_ms_per_1k,
     metric_direction,
     metric_value,
+    minimum_detectable_improvement,
     paired_bootstrap,
     plot_comparison,
+    power_statement,
     render_model_card,
 )
 
@@ -463,6 +465,122 @@ def test_model_card_without_champion(churn: PipelineConfig) -> None:
     )
     assert "champion: none (first model)" in card
     assert "no champion" in card
+    assert "Power: no champion (first model): there is no paired difference" in card
+
+
+# --------------------------------------------------------------------------- power
+
+
+def _demo_holdout(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels and two strongly correlated models, AUC 0.81 vs 0.80, as the demo's retrains."""
+    from scipy import stats
+
+    rng = np.random.default_rng(seed)
+    y = (rng.random(rows) < 0.2).astype(int)
+    noise = rng.standard_normal(rows)
+    mu_old, mu_new = (np.sqrt(2) * stats.norm.ppf(a) for a in (0.80, 0.81))
+    other = rng.standard_normal(rows)
+    new = 0.94 * noise + np.sqrt(1 - 0.94**2) * other + mu_new * y
+    old = noise + mu_old * y
+    # squash to probabilities: AUC is rank-based, so this changes nothing it measures
+    return y, 1 / (1 + np.exp(-new)), 1 / (1 + np.exp(-old))
+
+
+def test_bootstrap_keeps_its_standard_error_and_reads_old_records() -> None:
+    y, new, old = _demo_holdout(2100)
+    boot = paired_bootstrap("roc_auc", y, new, old)
+    assert boot.std_error is not None
+    # percentile interval of a near-normal statistic: half-width ~ 1.96 SE
+    assert boot.std_error == pytest.approx((boot.high - boot.low) / (2 * 1.96), rel=0.15)
+    assert BootstrapResult.from_dict(boot.to_dict()) == boot
+    old_record = {k: v for k, v in boot.to_dict().items() if k != "std_error"}
+    assert BootstrapResult.from_dict(old_record).std_error is None
+    with pytest.raises(KeyError):
+        BootstrapResult.from_dict({k: v for k, v in old_record.items() if k != "low"})
+
+
+def test_minimum_detectable_improvement_matches_the_shipped_gate() -> None:
+    from scipy import stats
+
+    gates = _gates()  # min_improvement 0.005, 95% confidence, as churn.yaml
+    # the demo's ~2,100-row holdout: SE ~0.0045, so a +0.01 candidate is promoted ~20% of runs
+    boot = BootstrapResult("roc_auc", 0.01, 0.0012, 0.0188, 0.95, 1000, std_error=0.0045)
+    value = minimum_detectable_improvement(boot, gates)
+    assert value == pytest.approx(0.005 + (1.959964 + 0.841621) * 0.0045, abs=1e-6)
+    assert value == pytest.approx(0.018, abs=0.0005)
+    assert stats.norm.cdf((0.01 - 0.005) / 0.0045 - 1.959964) == pytest.approx(0.20, abs=0.02)
+    # 20,000 rows: the SE shrinks by sqrt(2100 / 20000) and +0.01 becomes detectable (~90%)
+    big = BootstrapResult(
+        "roc_auc", 0.01, 0.007, 0.013, 0.95, 1000, std_error=0.0045 * np.sqrt(2100 / 20000)
+    )
+    assert minimum_detectable_improvement(big, gates) < 0.01
+    assert stats.norm.cdf((0.01 - 0.005) / big.std_error - 1.959964) > 0.85
+    # more power asks for a larger improvement; nothing to say without a bootstrap
+    assert minimum_detectable_improvement(boot, gates, power=0.9) > value
+    assert minimum_detectable_improvement(None, gates) is None
+    with pytest.raises(EvaluationError, match="power"):
+        minimum_detectable_improvement(boot, gates, power=1.0)
+
+
+def test_a_demo_sized_holdout_is_too_small_for_a_001_gain() -> None:
+    # real bootstrap on a simulated 2,100-row holdout of two correlated models: the SE the
+    # shipped gate sees, and the warning it must give
+    y, new, old = _demo_holdout(2100, seed=1)
+    boot = paired_bootstrap("roc_auc", y, new, old)
+    assert 0.0035 < boot.std_error < 0.0055
+    statement = power_statement(boot, _gates(), has_champion=True)
+    assert statement.warning
+    assert 0.015 < statement.minimum_detectable_improvement < 0.021
+    assert statement.text.startswith(
+        f"Power: with this holdout, an improvement of "
+        f"{statement.minimum_detectable_improvement:.4f} in roc_auc is promoted with 80% "
+        "power at 95% confidence"
+    )
+    assert (
+        "WARNING: that is more than twice min_improvement (0.005): a real gain of 0.01 is "
+        "likely to be rejected; a larger holdout (windows.holdout_days) narrows it."
+    ) in statement.text
+
+
+def test_power_statement_without_warning_champion_or_bootstrap() -> None:
+    small = BootstrapResult("roc_auc", 0.01, 0.007, 0.013, 0.95, 1000, std_error=0.0015)
+    quiet = power_statement(small, _gates(), has_champion=True)
+    assert not quiet.warning and "WARNING" not in quiet.text
+    assert quiet.minimum_detectable_improvement == pytest.approx(0.005 + 2.8016 * 0.0015, 1e-3)
+    # min_improvement 0: no "twice the threshold" yardstick, so the figure without a warning
+    assert not power_statement(
+        BootstrapResult("roc_auc", 0.01, -0.01, 0.03, 0.95, 1000, std_error=0.01),
+        _gates(min_improvement=0.0),
+        has_champion=True,
+    ).warning
+    first = power_statement(None, _gates(), has_champion=False)
+    assert first.minimum_detectable_improvement is None and not first.warning
+    assert "no champion (first model): there is no paired difference" in first.text
+    thin = power_statement(None, _gates(), has_champion=True)
+    assert "not computed" in thin.text and "too few rows of a class" in thin.text
+    old = power_statement(_boot(0.0, 0.02), _gates(), has_champion=True)
+    assert "keeps no standard error" in old.text
+    assert json.loads(json.dumps(first.to_dict())) == first.to_dict()
+
+
+def test_model_card_states_the_power_and_warns(churn: PipelineConfig) -> None:
+    y, new, old = _demo_holdout(2100, seed=1)
+    ctx = build_gate_context(churn.gates, "classification", y, new, old)
+    card = render_model_card(
+        pipeline=churn,
+        model_name="churn",
+        challenger_version="7",
+        champion_version="6",
+        data={"holdout_rows": y.size},
+        challenger_metrics=ctx.challenger_metrics,
+        champion_metrics=ctx.champion_metrics,
+        decision=evaluate_gate(ctx),
+        bootstrap=ctx.bootstrap,
+    )
+    expected = power_statement(ctx.bootstrap, churn.gates, has_champion=True)
+    assert expected.warning and f"\n{expected.text}\n" in card
+    assert "Power: with this holdout, an improvement of 0.0" in card
+    assert "more than twice min_improvement (0.005)" in card
 
 
 def test_plot_comparison_writes_png(tmp_path: Path) -> None:
