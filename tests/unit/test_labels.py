@@ -84,7 +84,7 @@ def test_as_of_must_be_aware(synthetic: PipelineConfig) -> None:
 
 def test_no_labels_section(make_config: MakeConfig) -> None:
     with pytest.raises(LabelError, match="no labels section"):
-        fetch_labels(make_config(), DAYS, LATE)
+        fetch_labels(make_config(labels=None, gates={"live_evidence": False}), DAYS, LATE)
 
 
 def test_label_error_is_bad_input() -> None:

@@ -318,7 +318,7 @@ def test_decayed_when_realized_is_far_below_expected(root: Path, config) -> None
     assert extra["labelled_rows"] == len(labelled) and extra["champion_version"] == "3"
     assert extra["metric"] == "roc_auc" and extra["expected"] == 0.95
     assert extra["window"] == {
-        "start": (AS_OF - timedelta(days=28)).isoformat(),
+        "start": (AS_OF - timedelta(days=pipeline.monitoring.window_days)).isoformat(),
         "end": AS_OF.isoformat(),
     }
 
