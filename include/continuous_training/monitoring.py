@@ -93,7 +93,8 @@ def _manifest_window(manifest: dict[str, Any], uri: str) -> Window:
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise MonitoringInputError(f"as_of {value.isoformat()} has no timezone: pass UTC times")
-    return value.astimezone(UTC)
+    # a plain datetime: pendulum's (Airflow's) loses its zone in some arithmetic
+    return datetime.fromtimestamp(value.timestamp(), tz=UTC)
 
 
 def _seed(base: int, *parts: Any) -> int:

@@ -35,7 +35,7 @@ ONSET = "2026-01-20"
 WEEKLY = datetime(2026, 1, 11, 2, tzinfo=UTC)  # trains on data up to 2026-01-11
 BEFORE = datetime(2026, 1, 16, 3, tzinfo=UTC)  # scores 2026-01-11 to 2026-01-16
 AFTER = datetime(2026, 2, 10, 3, tzinfo=UTC)  # scores 2026-02-05 to 2026-02-10
-TOO_EARLY = datetime(2026, 1, 13, 5, tzinfo=UTC)  # few labels of 2026-01-11.. are known
+TOO_EARLY = datetime(2026, 1, 17, 5, tzinfo=UTC)  # the labels of the last days are not in
 SETTLED = datetime(2026, 1, 20, 5, tzinfo=UTC)  # every label of the first window is in
 DECAYED = datetime(2026, 2, 14, 5, tzinfo=UTC)  # every label of the second window is in
 SYNTHETIC = {"drift_onset": None, "concept_drift_onset": ONSET}
@@ -55,7 +55,7 @@ def test_concept_drift_is_seen_in_labels_and_retrains(client) -> None:
             "partition_hours": 24,
         },
         labels={"delay_days": 3},
-        monitoring={"lookback_days": 21, "window_days": 14, "min_labelled_rows": 1000},
+        monitoring={"lookback_days": 21, "window_days": 14, "min_labelled_rows": 1400},
     )
     weekly = run_dag(f"{NAME}_weekly_retraining", WEEKLY)
     assert str(weekly.state) == "success", task_states(weekly)
@@ -72,7 +72,7 @@ def test_concept_drift_is_seen_in_labels_and_retrains(client) -> None:
     assert states["emit_performance_event"] == "skipped"
     decay = xcom_value(early, "check_decay")
     assert not decay["decayed"]
-    assert "1000 needed" in decay["reason"] and "without a label" in decay["reason"]
+    assert "1,400 needed" in decay["reason"] and "without a label" in decay["reason"]
 
     settled = run_dag(f"{NAME}_performance_monitoring", SETTLED)
     assert task_states(settled)["emit_performance_event"] == "skipped"

@@ -7,7 +7,7 @@ its data interval (never "now"), so a re-run of a date measures what the first r
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowSkipException
@@ -46,7 +46,7 @@ class MeasurePerformance(PipelineOperator):
         from continuous_training.sources import Window
 
         config = self.config(context)
-        as_of = self.window_end(context)
+        as_of = datetime.fromtimestamp(self.window_end(context).timestamp(), tz=UTC)
         window = Window(as_of - timedelta(days=config.monitoring.lookback_days), as_of)
         conn_id = config.labels_source.conn_id if config.labels_source else None
         uri = connection_uri(conn_id, sqlalchemy=True) if conn_id else None
@@ -72,8 +72,6 @@ class CheckDecay(PipelineOperator):
         self.measured = measured
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from datetime import datetime
-
         from continuous_training import monitoring, registry
 
         config = self.config(context)
@@ -128,8 +126,6 @@ class JudgeLiveEvidence(PipelineOperator):
         self.measured = measured
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from datetime import datetime
-
         from continuous_training import live_evidence
 
         config = self.config(context)
