@@ -89,6 +89,7 @@ def test_concept_drift_is_seen_in_labels_and_retrains(client) -> None:
 
     decayed = run_dag(f"{NAME}_performance_monitoring", DECAYED)
     assert task_states(decayed)["emit_performance_event"] == "success"
+    assert_logged_to_mlflow(client, xcom_value(decayed, "check_decay")["mlflow_run_id"])
     [event] = asset_events(f"ct.{NAME}.performance")
     assert event["champion_version"] == "1" and event["metric"] == "roc_auc"
     assert event["interval"][1] < event["expected"] - 0.02
@@ -103,3 +104,15 @@ def test_concept_drift_is_seen_in_labels_and_retrains(client) -> None:
     tags = versions(client, NAME)[1].tags
     assert tags["ct.trigger"] == "performance" and tags["ct.decision"] == "promoted"
     assert tags["ct.window_end"] == "2026-02-14T00:00:00+00:00"
+
+
+def assert_logged_to_mlflow(client, run_id: str) -> None:
+    """MLflow plots realized performance per prediction date, and keeps the report."""
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    history = client.get_metric_history(run_id, "realized_roc_auc")
+    first_day = (datetime(2026, 2, 5, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).days
+    assert [m.step for m in history] == [first_day]
+    assert history[0].value < 0.75  # the concept changed under the champion
+    artifacts = {a.path for a in client.list_artifacts(run_id, "monitoring")}
+    assert {"monitoring/performance_report.html", "monitoring/summary.json"} <= artifacts
