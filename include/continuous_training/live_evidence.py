@@ -49,7 +49,14 @@ def date_bounds(folder_name: str) -> tuple[datetime, datetime]:
 def observations(
     pipeline: PipelineConfig, as_of: datetime, champion: str, challenger: str
 ) -> list[dict[str, Any]]:
-    """One paired difference per complete prediction date of this champion and challenger."""
+    """One paired difference per complete prediction date of this champion and challenger.
+
+    A date counts once all its labels are in by `as_of` AND its joined rows were measured
+    with them: the `as_of` its metrics.json records is at least the date's end plus
+    `labels.delay_days`. A date measured earlier (it left the monitoring lookback before its
+    labels were complete, or monitoring did not run since) holds only the labels that came
+    first, which are not a fair sample of the date's rows.
+    """
     from continuous_training import evaluation
 
     assert pipeline.labels is not None
@@ -59,10 +66,13 @@ def observations(
     score = "probability" if pipeline.task == "classification" else "prediction"
     found = []
     for folder in _date_folders(pipeline):
-        start, end = date_bounds(folder)
-        if end + settle > as_of:
+        measured = _measured(folder)
+        if measured is None:
+            continue  # joined but never recorded: monitoring wrote metrics.json last
+        start, end, measured_as_of = measured
+        if end + settle > min(as_of, measured_as_of):
             continue  # labels may still arrive: the date would change after being judged
-        rows = _pair_rows(storage.join(folder, "joined.parquet"), champion, challenger)
+        rows = _pair_rows(storage.join(folder, "joined.parquet"), champion, challenger, score)
         if rows is None or len(rows) < pipeline.gates.live_evidence.min_rows_per_day:
             continue
         try:
@@ -76,6 +86,26 @@ def observations(
     return sorted(found, key=lambda o: o["date"])
 
 
+def _measured(folder: str) -> tuple[datetime, datetime, datetime] | None:
+    """(window start, window end, as_of) of a date as monitoring last measured it."""
+    from continuous_training.monitoring import METRICS
+
+    uri = storage.join(folder, METRICS)
+    if not storage.exists(uri):
+        return None
+    record = storage.read_json(uri)
+    start, end = date_bounds(folder)
+    if record.get("window_start") and record.get("window_end"):
+        start = _utc(record["window_start"])
+        end = _utc(record["window_end"])
+    return start, end, _utc(record["as_of"])
+
+
+def _utc(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
 def _date_folders(pipeline: PipelineConfig) -> list[str]:
     from continuous_training.monitoring import monitoring_dir
 
@@ -87,13 +117,24 @@ def _date_folders(pipeline: PipelineConfig) -> list[str]:
     )
 
 
-def _pair_rows(uri: str, champion: str, challenger: str) -> Any:
+def _pair_rows(uri: str, champion: str, challenger: str, score: str) -> Any:
+    """The date's labelled rows served by `champion` and shadowed by `challenger`.
+
+    Only the five columns the metric needs are read (a date may hold many id columns).
+    """
+    from continuous_training import monitoring
+
     if not storage.exists(uri):
         return None
-    frame = storage.read_parquet(uri)
-    if "challenger_version" not in frame.columns:
-        return None
-    pair = (frame["model_version"] == champion) & (frame["challenger_version"] == challenger)
+    wanted = ["label", "model_version", score, "challenger_version", f"challenger_{score}"]
+    with monitoring.storage_open(uri) as fh:
+        joined = monitoring._parquet(fh, uri)
+        if any(column not in joined.schema_arrow.names for column in wanted):
+            return None  # no challenger shadowed on that date
+        frame = joined.read(columns=wanted).to_pandas()
+    pair = (frame["model_version"].astype(str) == champion) & (
+        frame["challenger_version"].astype(str) == challenger
+    )
     return frame[pair.to_numpy()]
 
 
@@ -101,12 +142,14 @@ def judge_and_promote(
     pipeline: PipelineConfig, as_of: datetime, tracking_uri: str, airflow_run_id: str
 ) -> dict[str, Any]:
     """Judge the shadow challenger on its live evidence; promote it when the evidence clears."""
-    from continuous_training import sequential
-
     client = registry.make_client(tracking_uri)
     name = pipeline.model_name
     champion = registry.alias_version(client, name, registry.CHAMPION)
     challenger = registry.alias_version(client, name, registry.CHALLENGER)
+    if champion is not None and champion == challenger:
+        unfinished = _unfinished_promotion(client, pipeline, champion, as_of, airflow_run_id)
+        if unfinished is not None:
+            return unfinished
     if champion is None or challenger is None or challenger == champion:
         return {"skipped": f"no challenger of {name} is scored in shadow of a champion"}
     if registry.version_tags(client, name, challenger).get(TAG_LIVE) != PENDING:
@@ -114,22 +157,7 @@ def judge_and_promote(
             "skipped": f"challenger version {challenger} was not rejected for want of evidence "
             "(only such a challenger is judged on live outcomes)"
         }
-    found = observations(pipeline, as_of, champion, challenger)
-    gates = pipeline.gates
-    evidence = sequential.judge(
-        [o["diff"] for o in found],
-        min_improvement=gates.min_improvement,
-        confidence=gates.bootstrap.confidence,
-        min_days=gates.live_evidence.min_days,
-    )
-    record = {
-        **evidence.to_dict(),
-        "metric": gates.primary_metric,
-        "champion_version": champion,
-        "challenger_version": challenger,
-        "as_of": as_of.isoformat(),
-        "observations": found,
-    }
+    evidence, record = _judge(pipeline, as_of, champion, challenger)
     summary = {"champion_version": champion, "challenger_version": challenger, "evidence": record}
     if not evidence.cleared:
         reason = f"challenger version {challenger} stays in shadow: {evidence.reason}"
@@ -147,10 +175,74 @@ def judge_and_promote(
     except registry.ChampionChangedError as moved:
         # The evidence was about the pair that served; the next run judges the new pair.
         return {**summary, "promoted": False, "reason": f"not promoted: {moved}"}
-    registry.set_version_tags(client, name, challenger, {TAG_LIVE: "promoted"})
-    _write_record(client, name, challenger, record, decision)
+    _finish(client, name, challenger, record, decision)
     reason = f"promoted challenger version {challenger} over {champion}: {decision.reason}"
     return {**summary, "promoted": True, "reason": reason}
+
+
+def _judge(
+    pipeline: PipelineConfig, as_of: datetime, champion: str, challenger: str
+) -> tuple[Any, dict[str, Any]]:
+    from continuous_training import sequential
+
+    found = observations(pipeline, as_of, champion, challenger)
+    gates = pipeline.gates
+    evidence = sequential.judge(
+        [o["diff"] for o in found],
+        min_improvement=gates.min_improvement,
+        confidence=gates.bootstrap.confidence,
+        min_days=gates.live_evidence.min_days,
+    )
+    record = {
+        **evidence.to_dict(),
+        "metric": gates.primary_metric,
+        "champion_version": champion,
+        "challenger_version": challenger,
+        "as_of": as_of.isoformat(),
+        "observations": found,
+    }
+    return evidence, record
+
+
+def _unfinished_promotion(
+    client: Any, pipeline: PipelineConfig, version: str, as_of: datetime, airflow_run_id: str
+) -> dict[str, Any] | None:
+    """A promotion on live evidence whose alias switched but whose record was not written.
+
+    The task failed (or its worker died) between the switch and the record; its retry, or the
+    next run, writes the record and marks the version promoted.
+    """
+    name = pipeline.model_name
+    tags = registry.version_tags(client, name, version)
+    if not (
+        tags.get(TAG_LIVE) == PENDING
+        and tags.get(registry.TAG_TRIGGER) == TRIGGER
+        and tags.get(registry.TAG_DECISION) == registry.PROMOTED
+    ):
+        return None
+    replaced = registry.replaced_by(tags)
+    _, record = _judge(pipeline, as_of, replaced or "", version)
+    decision = registry.Decision(
+        decision=registry.PROMOTED,
+        reason=tags.get(registry.TAG_REASON, ""),
+        trigger=TRIGGER,
+        airflow_run_id=tags.get(registry.TAG_RUN_ID, airflow_run_id),
+        promote=True,
+        replaced_version=replaced,
+    )
+    _finish(client, name, version, record, decision)
+    summary = {"champion_version": replaced, "challenger_version": version, "evidence": record}
+    reason = (
+        f"promoted challenger version {version} over {replaced}: {decision.reason} "
+        "(its record is written now: the run that switched the alias stopped before)"
+    )
+    return {**summary, "promoted": True, "reason": reason}
+
+
+def _finish(client: Any, name: str, version: str, evidence: dict[str, Any], decision: Any) -> None:
+    """The record and card first; `ct.live_evidence=promoted` last, as the mark of done."""
+    _write_record(client, name, version, evidence, decision)
+    registry.set_version_tags(client, name, version, {TAG_LIVE: "promoted"})
 
 
 def _write_record(
@@ -159,11 +251,19 @@ def _write_record(
     """The decision record and model card of the version gain the live evidence and outcome."""
     import mlflow
 
-    from continuous_training.retraining import CARD_PATH, RECORD_PATH, with_final_section
+    from continuous_training.retraining import (
+        CARD_PATH,
+        FINAL_HEADING,
+        RECORD_PATH,
+        with_final_section,
+    )
 
     run_id = client.get_model_version(name, version).run_id
     record = mlflow.artifacts.load_dict(f"runs:/{run_id}/{RECORD_PATH}")
     card = mlflow.artifacts.load_text(f"runs:/{run_id}/{CARD_PATH}")
+    earlier = record.get("final")
+    if earlier and earlier.get("trigger") == TRIGGER:  # a retry: keep the holdout's decision
+        earlier = earlier.get("earlier")
     final = {
         "decision": decision.decision,
         "reason": decision.reason,
@@ -172,24 +272,39 @@ def _write_record(
         "promoted": True,
         "replaced_version": decision.replaced_version,
         "dry_run": False,
-        "earlier": record.get("final"),
+        "earlier": earlier,
     }
     client.log_dict(run_id, {**record, "live_evidence": evidence, "final": final}, RECORD_PATH)
-    client.log_text(run_id, with_final_section(_with_evidence(card, evidence), final), CARD_PATH)
+    # The evaluation as written, then the evidence, then the final decision: the holdout's
+    # own final section is replaced (what it said is kept in the evidence section).
+    evaluated = card.split(FINAL_HEADING)[0]
+    card = with_final_section(_with_evidence(evaluated, evidence, earlier), final)
+    client.log_text(run_id, card, CARD_PATH)
     client.set_tag(run_id, registry.TAG_DECISION, decision.decision)
 
 
-def _with_evidence(card: str, evidence: dict[str, Any]) -> str:
+def _with_evidence(card: str, evidence: dict[str, Any], earlier: dict[str, Any] | None) -> str:
     """The card with its live-evidence section (replaced, never repeated, on a retry)."""
     body = card.split(HEADING)[0].rstrip()
     rows = "\n".join(
         f"| {o['date']} | {o['rows']} | {o['diff']:+.4f} |" for o in evidence["observations"]
     )
+    holdout = (
+        f"At its holdout this version was **{earlier['decision']}**: {earlier['reason']}\n\n"
+        if earlier
+        else ""
+    )
     return (
-        f"{body}\n\n{HEADING}\n\n"
+        f"{body}\n\n{HEADING}\n\n{holdout}"
         f"Judged on {evidence['days']} complete prediction dates as of {evidence['as_of']}: "
-        f"mean daily {evidence['metric']} gain {evidence['mean']:+.4f}, "
-        f"{evidence['confidence']:.0%} confidence sequence [{evidence['low']:+.4f}, "
-        f"{evidence['high']:+.4f}] against min_improvement {evidence['min_improvement']:g}.\n\n"
+        f"mean daily {evidence['metric']} gain {_signed(evidence['mean'])}, "
+        f"{evidence['confidence']:.0%} confidence sequence [{_signed(evidence['low'])}, "
+        f"{_signed(evidence['high'])}] against min_improvement {evidence['min_improvement']:g}."
+        "\n\n"
         f"| prediction date | labelled rows | challenger - champion |\n|---|---|---|\n{rows}\n"
     )
+
+
+def _signed(value: float | None) -> str:
+    """A number of the record as the card shows it; None (JSON's unbounded end) as n/a."""
+    return "n/a" if value is None else f"{value:+.4f}"
