@@ -14,7 +14,9 @@ its decision tags, its decision record and its model card.
 
 from __future__ import annotations
 
+import functools
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -72,18 +74,44 @@ def observations(
         start, end, measured_as_of = measured
         if end + settle > min(as_of, measured_as_of):
             continue  # labels may still arrive: the date would change after being judged
-        rows = _pair_rows(storage.join(folder, "joined.parquet"), champion, challenger, score)
-        if rows is None or len(rows) < pipeline.gates.live_evidence.min_rows_per_day:
+        uri = storage.join(folder, "joined.parquet")
+        if not storage.exists(uri):
             continue
-        try:
-            champ = evaluation.metric_value(metric, rows["label"], rows[score])
-            chall = evaluation.metric_value(metric, rows["label"], rows[f"challenger_{score}"])
-        except evaluation.EvaluationError as exc:
-            log.info("%s: no observation (%s)", folder, exc)
+        pair = _PairKey(uri, storage.sha256_of(uri), champion, challenger, score, metric)
+        rows, diff = _paired_difference(pair)
+        if rows < pipeline.gates.live_evidence.min_rows_per_day or diff is None:
             continue
-        diff = direction * (chall - champ)
-        found.append({"date": start.date().isoformat(), "rows": len(rows), "diff": diff})
+        found.append({"date": start.date().isoformat(), "rows": rows, "diff": direction * diff})
     return sorted(found, key=lambda o: o["date"])
+
+
+@dataclass(frozen=True)
+class _PairKey:
+    uri: str
+    sha256: str  # a complete date's joined rows never change: its difference is computed once
+    champion: str
+    challenger: str
+    score: str
+    metric: str
+
+
+@functools.lru_cache(maxsize=4096)
+def _paired_difference(pair: _PairKey) -> tuple[int, float | None]:
+    """(rows, challenger minus champion) on the date's rows of the pair; None: not computable."""
+    from continuous_training import evaluation
+
+    rows = _pair_rows(pair.uri, pair.champion, pair.challenger, pair.score)
+    if rows is None or rows.empty:
+        return 0, None
+    try:
+        champ = evaluation.metric_value(pair.metric, rows["label"], rows[pair.score])
+        chall = evaluation.metric_value(
+            pair.metric, rows["label"], rows[f"challenger_{pair.score}"]
+        )
+    except evaluation.EvaluationError as exc:
+        log.info("%s: no observation (%s)", pair.uri, exc)
+        return len(rows), None
+    return len(rows), chall - champ
 
 
 def _measured(folder: str) -> tuple[datetime, datetime, datetime] | None:
