@@ -17,7 +17,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 help:
 	@echo "make install   create .venv and install the pinned environment"
 	@echo "make run       MLflow + Airflow standalone on SQLite with the demo pipeline (Ctrl-C stops)"
-	@echo "make demo      weekly retrain, batch inference, drift, drift retrain, headless; decisions printed"
+	@echo "make demo      headless: 1. input drift and its retrain; 2. labels, decay, the performance retrain"
 	@echo "make test      lint + every test (unit, DAG integrity, end to end, native stack, browser)"
 	@echo "make stack-test  the native docker-compose stack and browser tests only (tests/stack)"
 	@echo "make fault-test  killed workers, stopped MLflow, restarted PostgreSQL, concurrent retrains"

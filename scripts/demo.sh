@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# make demo: the whole loop of the churn pipeline, headless: a weekly retrain, batch
-# inference before and after the synthetic drift onset (2026-03-01), the drift event, the
-# drift retrain that promotes, its debounce, and the new champion serving; then the ledger.
+# make demo: two chapters, headless, every DAG run with `airflow dags test`.
+# Chapter 1, input drift, with the shipped churn pipeline: a weekly retrain, batch inference
+# before and after the synthetic drift onset (2026-03-01), the drift event, the drift retrain
+# that promotes, its debounce, and the new champion serving; then the ledger.
+# Chapter 2, ground truth, with churn_concept (a variant of churn.yaml this script writes): a
+# concept-drift onset (2026-01-20) that input drift does not see; labels arrive; the champion's
+# realized AUC falls; the performance event; the retrain it starts promotes
+# (ct.trigger=performance); then the ledger.
 set -euo pipefail
 # A fresh, separate setup each time, so the story starts with no champion and never
 # touches what `make run` keeps in .local/.
@@ -10,44 +15,111 @@ export CT_LOCAL_DIR="$ROOT/.local/demo"
 rm -rf "$CT_LOCAL_DIR"
 export MLFLOW_PORT="${CT_DEMO_MLFLOW_PORT:-5001}"
 unset MLFLOW_TRACKING_URI AIRFLOW_HOME CT_DATA_ROOT
+# The demo's own pipelines folder: the shipped churn.yaml as it is, and churn_concept.yaml.
+export CT_PIPELINES_DIR="$CT_LOCAL_DIR/pipelines"
 source "$ROOT/scripts/local_env.sh"
 MLFLOW_PID=""
 trap '[ -n "$MLFLOW_PID" ] && kill -TERM -- "-$MLFLOW_PID" 2>/dev/null || true' EXIT
 set -m  # the MLflow server gets its own process group, so the trap stops its workers too
 
+# Chapter 2's pipeline: churn.yaml with no input drift, a concept-drift onset on 2026-01-20
+# (from that day the label rule changes, the features do not), labels known within 3 days,
+# and windows that suit a short timeline (batches of 5 days scored in one partition per day;
+# decay judged on the trailing 14 days, with at least 1,400 labelled rows).
+mkdir -p "$CT_PIPELINES_DIR"
+cp "$ROOT/include/pipelines/churn.yaml" "$CT_PIPELINES_DIR/"
+python - "$ROOT/include/pipelines/churn.yaml" "$CT_PIPELINES_DIR/churn_concept.yaml" <<'PY'
+import sys
+from datetime import date
+
+import yaml
+
+shipped, target = sys.argv[1:]
+data = yaml.safe_load(open(shipped, encoding="utf-8"))
+data["name"] = "churn_concept"
+data["description"] = "churn with concept drift and no input drift (make demo, chapter 2)"
+synthetic = {"drift_onset": None, "concept_drift_onset": date(2026, 1, 20)}
+data["source"].update(synthetic)
+data["inference"]["source"].update(synthetic)
+data["inference"].update(window_days=5, partition_hours=24)
+data["labels"]["delay_days"] = 3
+data["monitoring"].update(lookback_days=21, window_days=14, min_labelled_rows=1400)
+with open(target, "w", encoding="utf-8") as out:
+    out.write("# Written by scripts/demo.sh from include/pipelines/churn.yaml (chapter 2).\n")
+    yaml.safe_dump(data, out, sort_keys=False)
+PY
+
 start_mlflow
 airflow db migrate >"$LOCAL/airflow-migrate.log" 2>&1
 
-# Runs one DAG for one date with `airflow dags test` and prints the lines that tell the story.
-run() {
-  local dag="$1" when="$2" pattern="$3"
-  local log="$LOCAL/demo-$dag-$(date -d "$when" +%Y%m%d).log"
-  echo "== $dag for $when"
+# step N "what it shows" DAG WHEN PATTERN: runs one DAG for one date with `airflow dags test`
+# and prints the log lines that tell the story, in the order they were written.
+step() {
+  local n="$1" caption="$2" dag="$3" when="$4" pattern="$5"
+  local log
+  log="$LOCAL/demo-$dag-$(date -u -d "$when" +%Y%m%dT%H%M).log"
+  echo "$n. $dag for $(date -u -d "$when" '+%Y-%m-%d %H:%M'): $caption"
   if airflow dags test "$dag" "$when" >"$log" 2>&1; then
-    grep -hoE "$pattern" "$log" | sed 's/ \[airflow\..*$//; s/^/   /' | sort -u || true
+    grep -hoE "$pattern" "$log" | sed -E \
+      -e 's/ \[airflow\..*$//' -e 's/^\] //' -e 's/T00:00:00\+00:00//g' \
+      -e 's/^no drift: drifted share/input drift: none, drifted share/' \
+      -e 's/^/     /' | awk '!seen[$0]++' || true
   else
     echo "   run failed; log: $log"; tail -20 "$log"; exit 1
   fi
 }
-DECISION="(promoted|rejected) version [0-9]+: .*"
-SCORED="(published [0-9]+ rows at .*|drifted share .*|drift event emitted.*|skipping the drift retrain: .*)"
+DECISION="(promoted|rejected) version [0-9]+ \(ct\.trigger=[a-z_]+\): [^;]*|roc_auc improvement [^;]*"
+DEBOUNCE="\] retraining: (drift|performance) episode .*|skipping the drift retrain: .*"
+SCORED="scoring [^ ]+ to [^ ]+ with [^ ]+ version [0-9]+|published [0-9,]+ rows"
+SCORED="$SCORED|no drift: drifted share [0-9.]+ is below [0-9.]+|drift event emitted: .*"
+MEASURED="[0-9]{4}-[0-9]{2}-[0-9]{2}( to [0-9-]{10})?: version [0-9]+ realized .*"
+MEASURED="$MEASURED|\] (no verdict|no decay|decay): .*|performance event emitted: .*"
 
-# 1. A weekly retrain before the drift onset (2026-03-01) makes the first champion.
-run churn_weekly_retraining 2026-03-01T02:00:00+00:00 "$DECISION"
-# 2. Scoring a day before the onset: predictions, no drift.
-run churn_batch_inference 2026-02-26T03:00:00+00:00 "$SCORED"
-# 3. Scoring a day two weeks after the onset: drift, so an event on the drift asset.
-run churn_batch_inference 2026-03-15T03:00:00+00:00 "$SCORED"
-# 4. The drift retrain that event starts (the scheduler would start it by itself; here
-#    it is run by hand, and it reads the event from the asset): it trains on the data up
-#    to the drifted day and promotes, because the candidate wins on the recent holdout.
-run churn_drift_retraining 2026-03-15T03:05:00+00:00 "($DECISION|skipping the drift retrain: .*)"
-# 5. The same event again: debounced, the episode was handled.
-run churn_drift_retraining 2026-03-15T03:10:00+00:00 "($DECISION|skipping the drift retrain: .*)"
-# 6. The next day is scored by the new champion.
-run churn_batch_inference 2026-03-16T03:00:00+00:00 "$SCORED|scoring .* with .*"
-# 7. That day drifted too, now away from the new champion's data: a new episode, but the
-#    champion was trained on data ending within the cooldown, so no retrain.
-run churn_drift_retraining 2026-03-16T03:05:00+00:00 "($DECISION|skipping the drift retrain: .*)"
+echo "Chapter 1: input drift (pipeline churn, include/pipelines/churn.yaml as shipped)."
+echo "   Its synthetic data drifts on 2026-03-01: the features shift, and the label rule with them."
+step 1 "the first champion, trained before the drift onset" \
+  churn_weekly_retraining 2026-03-01T02:00:00+00:00 "$DECISION"
+step 2 "a day before the onset: predictions, no drift" \
+  churn_batch_inference 2026-02-26T03:00:00+00:00 "$SCORED"
+step 3 "two weeks after the onset: drift, so an event on ct.churn.drift" \
+  churn_batch_inference 2026-03-15T03:00:00+00:00 "$SCORED"
+# The scheduler would start the drift retrain on that event by itself; here it is run by hand,
+# and it reads the event from the asset.
+step 4 "started by the event: trains on the data up to the drifted day" \
+  churn_drift_retraining 2026-03-15T03:05:00+00:00 "$DECISION|$DEBOUNCE"
+step 5 "the same event again: debounced, the episode was handled" \
+  churn_drift_retraining 2026-03-15T03:10:00+00:00 "$DECISION|$DEBOUNCE"
+step 6 "the next day, scored by the new champion" \
+  churn_batch_inference 2026-03-16T03:00:00+00:00 "$SCORED"
+step 7 "that day drifted away from v2's data too, but v2's data ends within the cooldown" \
+  churn_drift_retraining 2026-03-16T03:05:00+00:00 "$DECISION|$DEBOUNCE"
 echo
 python -m continuous_training.cli decisions churn
+
+echo
+echo "Chapter 2: ground truth closes the loop (pipeline churn_concept, written by the demo"
+echo "   to $CT_PIPELINES_DIR/churn_concept.yaml). It is churn.yaml with drift_onset: null and"
+echo "   concept_drift_onset: 2026-01-20: from that day the same-looking customers churn by"
+echo "   another rule, which input drift cannot see and only the labels show. Labels arrive"
+echo "   within labels.delay_days: 3; batches of 5 days; decay judged on the trailing 14 days."
+step 1 "the first champion, trained on data up to 2026-01-11, before the onset" \
+  churn_concept_weekly_retraining 2026-01-11T02:00:00+00:00 "$DECISION"
+step 2 "scores 2026-01-11 to 2026-01-16, before the onset" \
+  churn_concept_batch_inference 2026-01-16T03:00:00+00:00 "$SCORED"
+step 3 "scores 2026-02-05 to 2026-02-10, after the onset: the inputs look the same" \
+  churn_concept_batch_inference 2026-02-10T03:00:00+00:00 "$SCORED"
+step 4 "labels known by 2026-01-17: too few to judge, which is never evidence of decay" \
+  churn_concept_performance_monitoring 2026-01-17T05:00:00+00:00 "$MEASURED"
+step 5 "every label of the first batch is in: realized AUC as expected" \
+  churn_concept_performance_monitoring 2026-01-20T05:00:00+00:00 "$MEASURED"
+step 6 "every label of the second batch is in: the realized AUC has fallen" \
+  churn_concept_performance_monitoring 2026-02-14T05:00:00+00:00 "$MEASURED"
+# As in chapter 1, the scheduler would start it on the event; here it is run by hand.
+step 7 "started by the performance event: trains on the data up to 2026-02-14" \
+  churn_concept_drift_retraining 2026-02-14T05:10:00+00:00 "$DECISION|$DEBOUNCE"
+echo
+python -m continuous_training.cli decisions churn_concept
+echo
+echo "Step logs: $LOCAL/demo-<dag>-<date>.log (every task's log lines in one file per run)."
+echo "MLflow's database and artifacts (runs, reports, model cards): $LOCAL/mlflow;"
+echo "data (predictions, monitoring/dt=<date>/metrics.json): $CT_DATA_ROOT."

@@ -16,7 +16,7 @@ from continuous_training.config import find_pipeline
 COLUMNS = (
     ("version", 7),
     ("decision", 9),
-    ("trigger", 8),
+    ("trigger", 13),  # live_evidence
     ("replaced", 8),
     ("airflow run", 40),
     ("reason", 0),

@@ -354,14 +354,24 @@ def debounce(
                 f"(data up to {drift_end.isoformat()})",
             )
     if event.get("trigger") == "performance":
+        low, high = [*(event.get("interval") or []), None, None][:2]
         return DebounceDecision(
             True,
             f"performance episode {episode}: realized {event.get('metric')} "
-            f"{event.get('realized')} (interval {event.get('interval')}) below the expected "
-            f"{event.get('expected')} on {event.get('labelled_rows')} labelled rows",
+            f"{_number(event.get('realized'))} (interval [{_number(low)}, {_number(high)}]) "
+            f"below the expected {_number(event.get('expected'))} on "
+            f"{_number(event.get('labelled_rows'), ',')} labelled rows",
         )
     return DebounceDecision(
         True,
-        f"drift episode {episode}: drifted share {event.get('drifted_share')} "
+        f"drift episode {episode}: drifted share {_number(event.get('drifted_share'), '.2f')} "
         f"in {event.get('drifted_columns')}",
     )
+
+
+def _number(value: Any, spec: str = ".4f") -> str:
+    """A number of an event for a log line; what is not a number, as it is."""
+    try:
+        return format(float(value) if spec != "," else int(value), spec)
+    except (TypeError, ValueError):
+        return str(value)

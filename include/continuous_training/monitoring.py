@@ -914,6 +914,14 @@ def describe(summary: dict[str, Any]) -> list[str]:
     metric = summary["primary_metric"]
     lines = []
     for record in summary["dates"]:
+        start = datetime.fromisoformat(record["window_start"])
+        end = datetime.fromisoformat(record["window_end"])
+        # a batch of several days reads as the half-open range its predictions cover
+        when = (
+            record["date"]
+            if end - start <= timedelta(days=1)
+            else f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"
+        )
         for version in record["versions"]:
             value = version["metrics"].get(metric, {})
             shown = "n/a" if value.get("value") is None else f"{value['value']:.4f}"
@@ -923,7 +931,7 @@ def describe(summary: dict[str, Any]) -> list[str]:
                 else ""
             )
             line = (
-                f"{record['date']}: version {version['model_version']} realized {metric} "
+                f"{when}: version {version['model_version']} realized {metric} "
                 f"{shown}{interval} on {version['labelled_rows']:,} of "
                 f"{version['predictions']:,} predictions labelled "
                 f"({version['label_coverage']:.0%})"

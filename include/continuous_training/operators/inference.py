@@ -237,7 +237,7 @@ class PublishPredictions(PipelineOperator):
         }
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
-        self.log.info("published %d rows at %s", manifest["rows"], manifest["uri"])
+        self.log.info("published %s rows at %s", f"{manifest['rows']:,}", manifest["uri"])
         return {**extra, "parts": manifest["parts"], "shadow": shadow}
 
 
@@ -298,5 +298,12 @@ class EmitDriftEvent(PipelineOperator):
         extra = drift.event_extra(self.summary)
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
-        self.log.info("drift event emitted: %s", extra)
+        self.log.info(
+            "drift event emitted: drifted share %.2f (threshold %.2f) in %s; episode %s",
+            extra["drifted_share"],
+            self.summary["threshold"],
+            extra["drifted_columns"],
+            extra["episode"],
+        )
+        self.log.info("drift event extra: %s", extra)
         return extra

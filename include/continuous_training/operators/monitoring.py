@@ -36,6 +36,27 @@ def monitoring_run(client: Any, config: Any, airflow_run_id: str, tracking_uri: 
     }
 
 
+def verdict(decay: dict[str, Any]) -> str:
+    """`decay`, `no decay`, or `no verdict` (too few labels, or nothing to compare with)."""
+    if decay["decayed"]:
+        return "decay"
+    extra = decay["extra"]
+    if extra.get("realized") is None or extra.get("expected") is None:
+        return "no verdict"
+    return "no decay"
+
+
+def describe_event(extra: dict[str, Any]) -> str:
+    """The performance event's evidence in one line, numbers rounded for a person."""
+    low, high = extra["interval"]
+    return (
+        f"{extra['metric']} realized {extra['realized']:.4f} [{low:.4f}, {high:.4f}] vs "
+        f"expected {extra['expected']:.4f} of version {extra['champion_version']} on "
+        f"{extra['labelled_rows']:,} labelled rows, {extra['window']['start'][:10]} to "
+        f"{extra['window']['end'][:10]}; episode {extra['episode']}"
+    )
+
+
 class MeasurePerformance(PipelineOperator):
     """Join the labels known so far with the published predictions; metrics per date."""
 
@@ -51,7 +72,13 @@ class MeasurePerformance(PipelineOperator):
         conn_id = config.labels_source.conn_id if config.labels_source else None
         uri = connection_uri(conn_id, sqlalchemy=True) if conn_id else None
         known = labels.fetch_labels(config, window, as_of, connection_uri=uri)
-        self.log.info("%d labels known by %s for predictions of %s", len(known), as_of, window)
+        self.log.info(
+            "%s labels known by %s for the predictions of %s to %s",
+            f"{len(known):,}",
+            as_of.strftime("%Y-%m-%d %H:%M UTC"),
+            window.start.date(),
+            window.end.date(),
+        )
         summary = monitoring.measure(config, as_of, known)
         tracking_uri = self.tracking_uri()
         client = registry.make_client(tracking_uri)
@@ -86,7 +113,7 @@ class CheckDecay(PipelineOperator):
         monitoring.log_to_mlflow(client, run_id, self.measured["summary"], decay)
         client.set_terminated(run_id)
         log = self.log.warning if decay["decayed"] else self.log.info
-        log("%s", decay["reason"])
+        log("%s: %s", verdict(decay), decay["reason"])
         return {
             **decay,
             "mlflow_run_id": run_id,
@@ -111,7 +138,8 @@ class EmitPerformanceEvent(PipelineOperator):
         extra = monitoring.event_extra(self.config(context), self.decay)
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
-        self.log.info("performance event emitted: %s", extra)
+        self.log.info("performance event emitted: %s", describe_event(extra))
+        self.log.info("performance event extra: %s", extra)
         return extra
 
 

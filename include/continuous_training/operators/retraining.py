@@ -196,6 +196,10 @@ class Promote(PipelineOperator):
             self.tracking_uri(),
         )
         self.log.info(
-            "%s version %s: %s", outcome["decision"], outcome["model_version"], outcome["reason"]
+            "%s version %s (ct.trigger=%s): %s",
+            outcome["decision"],
+            outcome["model_version"],
+            outcome.get("trigger"),
+            outcome["reason"],
         )
         return outcome
