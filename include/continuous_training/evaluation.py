@@ -283,6 +283,40 @@ def _resample_weights(rng: np.random.Generator, rows: int, count: int) -> np.nda
     return np.bincount(idx.ravel(), minlength=count * rows).reshape(count, rows).astype(float)
 
 
+def _resampled(
+    metric: str,
+    y: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    resamples: int,
+    seed: int,
+) -> np.ndarray:
+    """`resamples` values of `statistic` under bootstrap weights, in bounded chunks.
+
+    Resamples that miss a class (AUC-type metrics give NaN) are redrawn; a cap on redraws
+    makes a holdout with, say, one positive fail instead of looping.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(resamples, _CHUNK_CELLS // y.size))
+    max_draws = 10 * resamples
+    values: list[np.ndarray] = []
+    collected = drawn = 0
+    while collected < resamples:
+        if drawn >= max_draws:
+            raise EvaluationError(
+                f"only {collected} of {drawn} bootstrap resamples contained both classes "
+                f"({int(y.sum())} positives in {y.size} rows): {metric} is too unstable "
+                "on this holdout"
+            )
+        found = statistic(_resample_weights(rng, y.size, chunk))
+        drawn += chunk
+        found = found[~np.isnan(found)]
+        values.append(found)
+        collected += found.size
+    return np.concatenate(values)[:resamples]
+
+
 def paired_bootstrap(
     metric: str,
     y_true: Any,
@@ -311,28 +345,12 @@ def paired_bootstrap(
     _, p_old = _as_arrays(task, y_true, pred_champion)
     observed = direction * (metric_value(metric, y, p_new) - metric_value(metric, y, p_old))
 
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(resamples, _CHUNK_CELLS // y.size))
-    # a cap on redraws so a holdout with, say, one positive fails instead of looping
-    max_draws = 10 * resamples
-    diffs: list[np.ndarray] = []
-    collected = drawn = 0
-    while collected < resamples:
-        if drawn >= max_draws:
-            raise EvaluationError(
-                f"only {collected} of {drawn} bootstrap resamples contained both classes "
-                f"({int(y.sum())} positives in {y.size} rows): {metric} is too unstable "
-                "on this holdout"
-            )
-        w = _resample_weights(rng, y.size, chunk)
-        drawn += chunk
-        d = direction * (
+    def diff(w: np.ndarray) -> np.ndarray:
+        return direction * (
             _weighted_metric(metric, y, p_new, w) - _weighted_metric(metric, y, p_old, w)
         )
-        d = d[~np.isnan(d)]
-        diffs.append(d)
-        collected += d.size
-    all_diffs = np.concatenate(diffs)[:resamples]
+
+    all_diffs = _resampled(metric, y, diff, resamples, seed)
     alpha = 1.0 - confidence
     low, high = np.quantile(all_diffs, [alpha / 2, 1 - alpha / 2])
     return BootstrapResult(
@@ -421,24 +439,7 @@ def bootstrap_interval(
         raise EvaluationError(f"confidence must be in (0, 1), got {confidence}")
     y, p = _as_arrays(_task_of(metric), y_true, prediction)
     observed = metric_value(metric, y, p)
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(resamples, _CHUNK_CELLS // y.size))
-    max_draws = 10 * resamples
-    values: list[np.ndarray] = []
-    collected = drawn = 0
-    while collected < resamples:
-        if drawn >= max_draws:
-            raise EvaluationError(
-                f"only {collected} of {drawn} bootstrap resamples contained both classes "
-                f"({int(y.sum())} positives in {y.size} rows): {metric} is too unstable here"
-            )
-        w = _resample_weights(rng, y.size, chunk)
-        drawn += chunk
-        v = _weighted_metric(metric, y, p, w)
-        v = v[~np.isnan(v)]
-        values.append(v)
-        collected += v.size
-    all_values = np.concatenate(values)[:resamples]
+    all_values = _resampled(metric, y, lambda w: _weighted_metric(metric, y, p, w), resamples, seed)
     alpha = 1.0 - confidence
     low, high = np.quantile(all_values, [alpha / 2, 1 - alpha / 2])
     return MetricInterval(

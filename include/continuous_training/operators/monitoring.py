@@ -88,8 +88,8 @@ class MeasurePerformance(PipelineOperator):
         return {**run, "as_of": as_of.isoformat(), "summary": summary}
 
 
-class CheckDecay(PipelineOperator):
-    """Compare the champion's realized metric with its holdout metric at promotion."""
+class _AfterMeasure(PipelineOperator):
+    """A step that reads what measure_performance returned (its as-of and MLflow run)."""
 
     template_fields = (*PipelineOperator.template_fields, "measured")
     operator_extra_links = (MLflowRunLink(),)
@@ -97,6 +97,10 @@ class CheckDecay(PipelineOperator):
     def __init__(self, *, measured: Any, **kwargs: Any):
         super().__init__(**kwargs)
         self.measured = measured
+
+
+class CheckDecay(_AfterMeasure):
+    """Compare the champion's realized metric with its holdout metric at promotion."""
 
     def execute(self, context: Any) -> dict[str, Any]:
         from continuous_training import monitoring, registry
@@ -143,15 +147,8 @@ class EmitPerformanceEvent(PipelineOperator):
         return extra
 
 
-class JudgeLiveEvidence(PipelineOperator):
+class JudgeLiveEvidence(_AfterMeasure):
     """Promote a shadow challenger once its realized gain clears the gate (gates.live_evidence)."""
-
-    template_fields = (*PipelineOperator.template_fields, "measured")
-    operator_extra_links = (MLflowRunLink(),)
-
-    def __init__(self, *, measured: Any, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.measured = measured
 
     def execute(self, context: Any) -> dict[str, Any]:
         from continuous_training import live_evidence
