@@ -78,10 +78,14 @@ def permutation_importances(
 ) -> list[FeatureImportance]:
     """Mean and std of the drop in `metric` when each column of `X` is shuffled."""
     from sklearn.inspection import permutation_importance
+    from threadpoolctl import threadpool_limits
 
-    result = permutation_importance(
-        model, X, y, scoring=_scorer(metric, task), n_repeats=n_repeats, random_state=seed
-    )
+    # one thread, as for latency: OpenMP pools on a busy worker make many small predicts
+    # far slower than one thread doing them in turn
+    with threadpool_limits(limits=1):
+        result = permutation_importance(
+            model, X, y, scoring=_scorer(metric, task), n_repeats=n_repeats, random_state=seed
+        )
     found = [
         FeatureImportance(str(name), float(mean), float(std))
         for name, mean, std in zip(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,6 +116,7 @@ def _score_both(
             client, pipeline.model_name, champion_version, X, pipeline.task
         )
     slices = pipeline.gates.slices
+    started = time.perf_counter()
     context = evaluation.build_gate_context(
         pipeline.gates,
         pipeline.task,
@@ -128,6 +130,7 @@ def _score_both(
         if slices is None
         else holdout[list(dict.fromkeys([*slices.columns, *slices.sensitive_columns]))],
     )
+    log.info("metrics, bootstrap and slices in %.1fs", time.perf_counter() - started)
     return _Scored(y, challenger, champion, champion_version, context, X, model, champion_model)
 
 
@@ -138,8 +141,9 @@ def _explain(pipeline: PipelineConfig, scored: _Scored) -> Any:
     config = pipeline.gates.explanations
     if not config.enabled:
         return None
+    started = time.perf_counter()
     try:
-        return explanations.explain(
+        found = explanations.explain(
             config,
             metric=pipeline.gates.primary_metric,
             task=pipeline.task,
@@ -152,6 +156,13 @@ def _explain(pipeline: PipelineConfig, scored: _Scored) -> Any:
         # evidence for the card only: a sample it cannot be computed on never decides
         log.warning("permutation importance not computed: %s", exc)
         return str(exc)
+    log.info(
+        "permutation importance on %d rows x %d repeats in %.1fs",
+        found.rows,
+        found.n_repeats,
+        time.perf_counter() - started,
+    )
+    return found
 
 
 def _data_end(client: Any, pipeline: PipelineConfig, version: str | None) -> str | None:
