@@ -87,6 +87,15 @@ def test_better_overall_but_worse_on_a_large_slice_is_rejected_naming_it() -> No
         assert f"region={group}" not in decision.reason
 
 
+def test_a_candidate_rejected_on_a_slice_is_not_kept_for_live_evidence() -> None:
+    from continuous_training.live_evidence import wants_evidence
+
+    ctx = _context(_gates(), _holdout())
+    decision = evaluate_gate(ctx).to_dict()
+    # even were the overall interval inconclusive, a slice loss rules out the shadow route
+    assert not wants_evidence(decision, {"high": 1.0}, ctx.gates)
+
+
 def test_a_small_slice_is_reported_not_judged() -> None:
     h = _holdout()
     tiny = (h["frame"]["region"] == "tiny").to_numpy()
