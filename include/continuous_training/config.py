@@ -285,6 +285,55 @@ class LiveEvidenceConfig(_Strict):
     min_rows_per_day: int = Field(100, ge=10)
 
 
+class SlicesConfig(_Strict):
+    """Per-slice guardrails: the candidate may not be clearly worse on any large slice.
+
+    Each of `columns` (categorical features or id columns of the pipeline; numeric features
+    are refused, bin them into a categorical column at the source) splits the holdout into
+    groups, a missing value being a group of its own (`<missing>`). On every group with at
+    least `min_rows` holdout rows, both models' `metric` (default: the primary metric) is
+    compared by a paired bootstrap; the candidate is rejected when the interval's UPPER
+    bound of (candidate - champion), positive = candidate better, is below `-tolerance`:
+    the candidate is worse by more than the tolerance beyond reasonable doubt. The per-group
+    intervals are Bonferroni-adjusted for the number of groups judged. Smaller groups, and
+    groups where the metric is undefined (one class), are reported, not judged. Per column,
+    the `max_groups` largest groups are reported; the rest are counted, never judged.
+    `sensitive` names the columns of the card's fairness section (default: `columns`).
+    """
+
+    columns: list[str] = Field(min_length=1)
+    min_rows: int = Field(200, ge=10)
+    tolerance: float = Field(0.02, ge=0.0)
+    metric: str | None = None
+    max_groups: int = Field(50, ge=1, le=1000)
+    sensitive: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _each_column_once(self) -> SlicesConfig:
+        for key, names in (("columns", self.columns), ("sensitive", self.sensitive or [])):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"gates.slices.{key}: columns listed twice: {twice}")
+        return self
+
+    @property
+    def sensitive_columns(self) -> list[str]:
+        return self.columns if self.sensitive is None else self.sensitive
+
+
+class ExplanationsConfig(_Strict):
+    """Permutation importance of both models on the holdout, for the card (never decides).
+
+    At most `max_rows` holdout rows (a seeded sample) are permuted `n_repeats` times per
+    feature, scored with the primary metric.
+    """
+
+    enabled: bool = True
+    n_repeats: int = Field(5, ge=1, le=100)
+    max_rows: int = Field(20_000, ge=100)
+    seed: int = 0
+
+
 class GatesConfig(_Strict):
     primary_metric: str = "roc_auc"
     floor: float
@@ -299,6 +348,17 @@ class GatesConfig(_Strict):
     extra_checks: list[str] = Field(default_factory=list)
     # a challenger rejected for want of holdout evidence may still win on live outcomes
     live_evidence: LiveEvidenceConfig = Field(default_factory=LiveEvidenceConfig)
+    # per-slice guardrails and the card's fairness section (null: none)
+    slices: SlicesConfig | None = None
+    # permutation importance on the card (evidence, not a check)
+    explanations: ExplanationsConfig = Field(default_factory=ExplanationsConfig)
+
+    @property
+    def slice_metric(self) -> str:
+        """The metric slices are judged on: `slices.metric`, else the primary metric."""
+        if self.slices is None or self.slices.metric is None:
+            return self.primary_metric
+        return self.slices.metric
 
     @field_validator("live_evidence", mode="before")
     @classmethod
@@ -336,11 +396,20 @@ class GatesConfig(_Strict):
                     f"gates.guardrails.{guarded}.tolerance: {guard.tolerance:g} is wider than "
                     f"the range of {guarded} [{g_low:g}, {g_high:g}]: it could never fail"
                 )
+        if self.slices is not None:
+            s_low, s_high = METRIC_RANGES[self.slice_metric]
+            if self.slices.tolerance >= s_high - s_low:
+                raise ValueError(
+                    f"gates.slices.tolerance: {self.slices.tolerance:g} is as wide as the range "
+                    f"of {self.slice_metric} [{s_low:g}, {s_high:g}]: it could never fail"
+                )
 
 
 def _metric_keys(gates: GatesConfig) -> list[tuple[str, str]]:
     """(dotted key, metric) for every metric a gate names, so errors can point at the key."""
     keys = [("gates.primary_metric", gates.primary_metric)]
+    if gates.slices is not None and gates.slices.metric is not None:
+        keys.append(("gates.slices.metric", gates.slices.metric))
     return keys + [(f"gates.guardrails.{m}", m) for m in gates.guardrails]
 
 
@@ -529,6 +598,7 @@ class PipelineConfig(_Strict):
             if metric not in allowed:
                 raise ValueError(f"{key}: metric {metric!r} does not apply to a {self.task} task")
         self._one_role_per_column()
+        self._slice_columns()
         self._no_reserved_names()
         self._pii_roles()
         self._labels_usable()
@@ -554,6 +624,35 @@ class PipelineConfig(_Strict):
         if clashes:
             described = "; ".join(f"{c!r} is in {' and '.join(k)}" for c, k in clashes.items())
             raise ValueError(f"a column may have one role only: {described}")
+
+    @property
+    def slice_columns_allowed(self) -> list[str]:
+        """Columns a holdout can be sliced by: categorical features and id columns."""
+        return [*self.features.categorical, *self.id_columns]
+
+    def _slice_columns(self) -> None:
+        """Slices are groups of a column the holdout keeps, with a handful of values."""
+        slices = self.gates.slices
+        if slices is None:
+            return
+        allowed = self.slice_columns_allowed
+        why = {
+            **{
+                c: "is a numeric feature: bin it into a categorical column at the source"
+                for c in self.features.numeric
+            },
+            self.target: "is the target: a slice of one label has no ranking metric",
+            self.time_column: "is the time column: the holdout is already one time window",
+        }
+        for key, names in (("columns", slices.columns), ("sensitive", slices.sensitive or [])):
+            for column in names:
+                if column in allowed:
+                    continue
+                reason = why.get(column, "is not a column of the pipeline")
+                raise ValueError(
+                    f"gates.slices.{key}: {column!r} {reason}; slice by one of "
+                    f"{allowed} (categorical features and id columns)"
+                )
 
     def _no_reserved_names(self) -> None:
         """Predictions and drift samples add columns of their own beside ids and features."""

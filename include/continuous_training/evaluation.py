@@ -31,8 +31,11 @@ from continuous_training.errors import BadInputError
 
 if TYPE_CHECKING:
     import numpy as np
+    import pandas as pd
 
     from continuous_training.config import GatesConfig, PipelineConfig
+    from continuous_training.explanations import Explanations
+    from continuous_training.slices import SliceReport
 
 # Metrics that need both classes in the labels to be defined at all.
 _NEEDS_BOTH_CLASSES = {"roc_auc": "ROC AUC", "average_precision": "average precision"}
@@ -554,6 +557,8 @@ class GateContext:
     # where each model's training data ends (ISO datetimes), when known
     challenger_data_end: str | None = None
     champion_data_end: str | None = None
+    # per-slice comparison (gates.slices), None when not configured
+    slices: SliceReport | None = None
 
     @property
     def too_few_per_class(self) -> bool:
@@ -614,6 +619,40 @@ def _check_guardrail(ctx: GateContext, metric: str, tolerance: float) -> CheckRe
         verdict = "within" if ok else "exceeds"
         detail = f"{metric} worse by {worse_by:.4f} {verdict} tolerance {tolerance:g} {values}"
     return CheckResult(f"guardrail:{metric}", ok, detail)
+
+
+def _check_slices(ctx: GateContext) -> CheckResult:
+    """No large slice of the holdout may be clearly worse under the challenger.
+
+    Mirrors a guardrail per slice, on the paired bootstrap interval of the slice's rows: the
+    check fails when, on some judged slice, the interval's upper bound of (challenger -
+    champion), positive = better, lies below -tolerance. The rejection names every such
+    slice with its difference and interval.
+    """
+    report = ctx.slices
+    assert report is not None
+    judged, failed = report.judged, report.failed
+    reported = len(report.results) - len(judged)
+    counts = (
+        f"{len(judged)} slice(s) with >= {report.min_rows} rows judged, {reported} reported only"
+    )
+    if failed:
+        worst = "; ".join(
+            f"{r.label} ({r.rows} rows) {report.metric} {r.diff:+.4f}, "
+            f"{report.confidence:.2%} CI [{r.low:+.4f}, {r.high:+.4f}]"
+            for r in sorted(failed, key=lambda r: r.high or 0.0)
+        )
+        return CheckResult(
+            "slices",
+            False,
+            f"worse than the champion by more than tolerance {report.tolerance:g} on {worst} "
+            f"({counts})",
+        )
+    return CheckResult(
+        "slices",
+        True,
+        f"{report.metric} on no slice clearly worse than tolerance {report.tolerance:g} ({counts})",
+    )
 
 
 def too_few_per_class(counts: dict[str, int] | None, gates: GatesConfig) -> bool:
@@ -732,6 +771,8 @@ def evaluate_gate(ctx: GateContext) -> GateDecision:
             _check_guardrail(ctx, metric, guard.tolerance)
             for metric, guard in ctx.gates.guardrails.items()
         ]
+        if ctx.slices is not None:
+            checks.append(_check_slices(ctx))
     latency = _check_latency(ctx)
     if latency is not None:
         checks.append(latency)
@@ -749,10 +790,12 @@ def build_gate_context(
     challenger_latency_ms_per_1k: float | None = None,
     challenger_data_end: str | None = None,
     champion_data_end: str | None = None,
+    slice_frame: pd.DataFrame | None = None,
 ) -> GateContext:
     """Metrics of both models and the bootstrap on the primary metric, ready for the gate.
 
     The bootstrap is skipped when the holdout has too few rows of a class to judge on.
+    With `gates.slices`, `slice_frame` holds the holdout's slice columns (row for row).
     """
     challenger = compute_metrics(task, y_true, pred_challenger)
     counts = class_counts(y_true) if task == "classification" else None
@@ -770,6 +813,13 @@ def build_gate_context(
             confidence=cfg.confidence,
             seed=cfg.seed,
         )
+    report = None
+    if gates.slices is not None:
+        from continuous_training.slices import compute_slices
+
+        if slice_frame is None:
+            raise EvaluationError("gates.slices is set but no slice columns were given")
+        report = compute_slices(gates, task, y_true, pred_challenger, pred_champion, slice_frame)
     return GateContext(
         gates=gates,
         task=task,
@@ -781,6 +831,7 @@ def build_gate_context(
         holdout_class_counts=counts,
         challenger_data_end=challenger_data_end,
         champion_data_end=champion_data_end,
+        slices=report,
     )
 
 
@@ -888,6 +939,13 @@ def _thresholds_section(gates: GatesConfig) -> list[str]:
         f"- guardrail `{m}`: may not be worse than the champion by more than {g.tolerance:g}"
         for m, g in gates.guardrails.items()
     ]
+    if gates.slices is not None:
+        sl = gates.slices
+        lines.append(
+            f"- slices `{', '.join(sl.columns)}`: on every group with at least {sl.min_rows} "
+            f"rows, the {gates.slice_metric} CI upper bound of (challenger - champion) must "
+            f"not be below -{sl.tolerance:g}"
+        )
     if gates.max_latency_ms_per_1k is not None:
         lines.append(f"- max latency: {gates.max_latency_ms_per_1k:g} ms per 1,000 rows")
     lines += [f"- extra check: `{path}`" for path in gates.extra_checks]
@@ -918,6 +976,127 @@ def _limitations_section(pipeline: PipelineConfig, holdout_rows: Any) -> list[st
     return lines
 
 
+def _cell(value: float | None) -> str:
+    return _fmt(value)
+
+
+def _slices_section(report: SliceReport) -> list[str]:
+    lines = [
+        f"`{report.metric}` per group of the holdout. A group with at least {report.min_rows} "
+        "rows is judged on a paired bootstrap of its rows: it fails when the CI upper bound "
+        f"of (challenger - champion), positive = challenger better, is below "
+        f"-{report.tolerance:g}. CIs are {report.confidence:.2%} each (Bonferroni over "
+        f"{max(len(report.judged), 1)} judged group(s), {report.family_confidence:.0%} "
+        "together).",
+        "",
+        "| Column | Group | Rows | Champion | Challenger | Difference [CI] | Judged | Verdict |",
+        "|---|---|---:|---:|---:|---|---|---|",
+    ]
+    for r in report.results:
+        diff = "n/a"
+        if r.diff is not None:
+            diff = f"{r.diff:+.4f} [{r.low:+.4f}, {r.high:+.4f}]"
+        elif r.challenger is not None and r.champion is not None:
+            point = metric_direction(report.metric) * (r.challenger - r.champion)
+            diff = f"{point:+.4f}"
+        prefix = "" if not r.judged else "pass: " if r.passed else "**FAIL**: "
+        verdict = prefix + r.note
+        judged = "judged" if r.judged else "reported"
+        lines.append(
+            f"| {r.column} | {r.group} | {r.rows} | {_cell(r.champion)} | "
+            f"{_cell(r.challenger)} | {diff} | {judged} | {verdict} |"
+        )
+    for column, rest in report.omitted.items():
+        lines.append(
+            f"\n- `{column}`: {rest['groups']} more group(s) with {rest['rows']} rows in all, "
+            "beyond gates.slices.max_groups: neither listed nor judged."
+        )
+    return lines
+
+
+def _fairness_section(report: SliceReport) -> list[str]:
+    if not report.fairness:
+        return ["No sensitive column named (gates.slices.sensitive)."]
+    lines = [
+        f"- sensitive columns: {', '.join(f'`{f.column}`' for f in report.fairness)}",
+        f"- metric: `{report.metric}`; gaps are between groups with at least "
+        f"{report.min_rows} rows where it is defined.",
+    ]
+    for f in report.fairness:
+        lines += [
+            "",
+            f"### `{f.column}`",
+            "",
+            "| Group | Rows | Challenger | Champion |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {g} | {v['rows']} | {_cell(v['challenger'])} | {_cell(v['champion'])} |"
+            for g, v in f.groups.items()
+        ]
+        lines.append("")
+        for whose, gap, worst, best in (
+            ("challenger", f.challenger_gap, f.challenger_worst, f.challenger_best),
+            ("champion", f.champion_gap, f.champion_worst, f.champion_best),
+        ):
+            if whose == "champion" and not report.has_champion:
+                lines.append("- champion: none (first model)")
+            elif gap is None:
+                lines.append(
+                    f"- {whose}: largest gap not computed (fewer than two groups with "
+                    f"{report.min_rows} rows and a defined {report.metric})"
+                )
+            else:
+                lines.append(
+                    f"- {whose}: largest gap between groups {gap:.4f} "
+                    f"(worst `{worst}`, best `{best}`)"
+                )
+    return lines
+
+
+def _explanations_section(explanations: Explanations | str) -> list[str]:
+    if isinstance(explanations, str):
+        return [f"Not computed: {explanations}"]
+    ex = explanations
+    lines = [
+        f"Permutation importance on {ex.rows} holdout rows ({ex.n_repeats} repeats, seed "
+        f"{ex.seed}): the drop in `{ex.metric}` when one feature is shuffled (positive = the "
+        "model relies on it). Plot: `evaluation/permutation_importance.png`.",
+        "",
+        "| Feature | Challenger (mean ± std) | Champion (mean ± std) |",
+        "|---|---:|---:|",
+    ]
+    old = {f.feature: f for f in ex.champion or []}
+    for f in ex.challenger:
+        prev = old.get(f.feature)
+        champ = "n/a" if prev is None else f"{prev.mean:.4f} ± {prev.std:.4f}"
+        lines.append(f"| {f.feature} | {f.mean:.4f} ± {f.std:.4f} | {champ} |")
+    lines.append("")
+    if not ex.changes:
+        lines.append("Changed most: no champion to compare with.")
+    else:
+        from continuous_training.explanations import TOP_CHANGES
+
+        lines.append("Changed most between champion and challenger:")
+        lines += [
+            f"- `{c.feature}`: {c.champion:.4f} -> {c.challenger:.4f} ({c.change:+.4f})"
+            for c in ex.changes[:TOP_CHANGES]
+        ]
+    return lines
+
+
+def _evidence_sections(
+    slices: SliceReport | None, explanations: Explanations | str | None
+) -> list[str]:
+    out: list[str] = []
+    if slices is not None:
+        out += ["## Slices", *_slices_section(slices), ""]
+        out += ["## Fairness", *_fairness_section(slices), ""]
+    if explanations is not None:
+        out += ["## Explanations", *_explanations_section(explanations), ""]
+    return out
+
+
 def render_model_card(
     *,
     pipeline: PipelineConfig,
@@ -929,8 +1108,13 @@ def render_model_card(
     champion_metrics: Mapping[str, float] | None,
     decision: GateDecision,
     bootstrap: BootstrapResult | None,
+    slices: SliceReport | None = None,
+    explanations: Explanations | str | None = None,
 ) -> str:
     """A markdown model card for one challenger and its gate decision.
+
+    `slices` adds the Slices and Fairness sections; `explanations` (or the reason it was
+    not computed) the Explanations section.
 
     `data` keys read: train_/holdout_ `rows`, `sha256`, and `window` (a (start, end) pair or
     a string) or `start`/`end`; any other key is listed under Data as is.
@@ -963,6 +1147,7 @@ def render_model_card(
         "",
         power_statement(bootstrap, pipeline.gates, has_champion=champion_metrics is not None).text,
         "",
+        *_evidence_sections(slices, explanations),
         "## Thresholds",
         *_thresholds_section(pipeline.gates),
         "",

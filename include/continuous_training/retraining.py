@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,9 @@ class _Scored:
     champion: Any | None
     champion_version: str | None
     context: Any  # evaluation.GateContext
+    X: Any = None  # the holdout's feature columns
+    challenger_model: Any = None
+    champion_model: Any = None
 
 
 def _score_both(
@@ -106,9 +110,13 @@ def _score_both(
         lambda frame: predict_scores(model, frame, pipeline.task), X.head(LATENCY_SAMPLE_ROWS)
     )
     champion_version = _baseline_version(client, pipeline, version)
-    champion = None
+    champion = champion_model = None
     if champion_version is not None:
-        _, champion = _score(client, pipeline.model_name, champion_version, X, pipeline.task)
+        champion_model, champion = _score(
+            client, pipeline.model_name, champion_version, X, pipeline.task
+        )
+    slices = pipeline.gates.slices
+    started = time.perf_counter()
     context = evaluation.build_gate_context(
         pipeline.gates,
         pipeline.task,
@@ -118,8 +126,43 @@ def _score_both(
         challenger_latency_ms_per_1k=latency,
         challenger_data_end=_data_end(client, pipeline, version),
         champion_data_end=_data_end(client, pipeline, champion_version),
+        slice_frame=None
+        if slices is None
+        else holdout[list(dict.fromkeys([*slices.columns, *slices.sensitive_columns]))],
     )
-    return _Scored(y, challenger, champion, champion_version, context)
+    log.info("metrics, bootstrap and slices in %.1fs", time.perf_counter() - started)
+    return _Scored(y, challenger, champion, champion_version, context, X, model, champion_model)
+
+
+def _explain(pipeline: PipelineConfig, scored: _Scored) -> Any:
+    """Permutation importance of both models, or why it could not be computed; None: off."""
+    from continuous_training import evaluation, explanations
+
+    config = pipeline.gates.explanations
+    if not config.enabled:
+        return None
+    started = time.perf_counter()
+    try:
+        found = explanations.explain(
+            config,
+            metric=pipeline.gates.primary_metric,
+            task=pipeline.task,
+            X=scored.X,
+            y=scored.y,
+            challenger_model=scored.challenger_model,
+            champion_model=scored.champion_model,
+        )
+    except evaluation.EvaluationError as exc:
+        # evidence for the card only: a sample it cannot be computed on never decides
+        log.warning("permutation importance not computed: %s", exc)
+        return str(exc)
+    log.info(
+        "permutation importance on %d rows x %d repeats in %.1fs",
+        found.rows,
+        found.n_repeats,
+        time.perf_counter() - started,
+    )
+    return found
 
 
 def _data_end(client: Any, pipeline: PipelineConfig, version: str | None) -> str | None:
@@ -147,6 +190,7 @@ def evaluate_candidate(
         ) from exc
     ctx = scored.context
     gate = evaluation.evaluate_gate(ctx)
+    explained = _explain(pipeline, scored)
     for check in gate.checks:
         if check.detail.startswith("WARNING"):
             log.warning("%s: %s", check.name, check.detail)
@@ -183,6 +227,10 @@ def evaluate_candidate(
         "minimum_detectable_improvement": power.minimum_detectable_improvement,
         "power": power.to_dict(),
         "gate": gate.to_dict(),
+        "slices": None if ctx.slices is None else ctx.slices.to_dict(),
+        "explanations": explained
+        if explained is None or isinstance(explained, str)
+        else explained.to_dict(),
         "final": None,
     }
     card = evaluation.render_model_card(
@@ -195,8 +243,10 @@ def evaluate_candidate(
         champion_metrics=ctx.champion_metrics,
         decision=gate,
         bootstrap=ctx.bootstrap,
+        slices=ctx.slices,
+        explanations=explained,
     )
-    _log_evidence(pipeline, candidate, record, card, scored)
+    _log_evidence(pipeline, candidate, record, card, scored, explained)
     registry.set_version_tags(
         client,
         pipeline.model_name,
@@ -236,10 +286,11 @@ def _log_evidence(
     record: dict[str, Any],
     card: str,
     scored: _Scored,
+    explained: Any = None,
 ) -> None:
     import mlflow
 
-    from continuous_training import evaluation
+    from continuous_training import evaluation, explanations
 
     with mlflow.start_run(run_id=candidate["mlflow_run_id"]), tempfile.TemporaryDirectory() as tmp:
         mlflow.log_dict(record, RECORD_PATH)
@@ -249,6 +300,10 @@ def _log_evidence(
             pipeline.task, scored.y, scored.challenger, scored.champion, plot
         )
         mlflow.log_artifact(str(plot), artifact_path="evaluation")
+        if isinstance(explained, explanations.Explanations):
+            importance = Path(tmp) / Path(explanations.PLOT_PATH).name
+            explanations.plot_importance(explained, importance)
+            mlflow.log_artifact(str(importance), artifact_path="evaluation")
         metrics = {f"eval_challenger_{k}": v for k, v in record["challenger"]["metrics"].items()}
         if record["champion"]:
             metrics |= {f"eval_champion_{k}": v for k, v in record["champion"]["metrics"].items()}
