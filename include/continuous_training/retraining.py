@@ -195,6 +195,7 @@ def evaluate_candidate(
         champion_metrics=ctx.champion_metrics,
         decision=gate,
         bootstrap=ctx.bootstrap,
+        search=candidate.get("search"),
     )
     _log_evidence(pipeline, candidate, record, card, scored)
     registry.set_version_tags(

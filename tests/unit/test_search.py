@@ -325,3 +325,50 @@ def test_the_history_plot_is_a_png(make_config: MakeConfig, tmp_path: Any) -> No
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = result.summary()
     assert "history" not in summary and summary["plot"] == search.HISTORY_PLOT
+
+
+# --------------------------------------------------------------------------- card
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_the_card_shows_the_search(make_config: MakeConfig, task: str) -> None:
+    from continuous_training.evaluation import build_gate_context, evaluate_gate, render_model_card
+
+    overrides: dict[str, Any] = {}
+    estimator = TREE
+    if task == "regression":
+        overrides = {"task": "regression", "gates": {"primary_metric": "rmse", "floor": 10.0}}
+        estimator = "sklearn.tree.DecisionTreeRegressor"
+    model = {"estimator": estimator, "params": {"max_depth": 1},
+             "search": {"space": DEPTH_SPACE, "n_trials": 4, "validation_days": 7}}  # fmt: skip
+    pipeline = with_model(make_config, model, **overrides)
+    train, holdout, holdout_start = _parts(xor_frame(rows_per_day=60))
+    result = search.run_search(pipeline, train, holdout_start, log_trials=False)
+    fitted = search.refit(pipeline, result, train, "memory")
+    y = holdout["churned"].to_numpy()
+    scores = predict_scores(fitted, holdout[pipeline.features.all], task)
+    ctx = build_gate_context(pipeline.gates, task, y, scores, None)
+
+    def card(searched: dict[str, Any] | None) -> str:
+        return render_model_card(
+            pipeline=pipeline,
+            model_name="churn",
+            challenger_version="3",
+            champion_version=None,
+            data={"train_rows": len(train), "holdout_rows": len(holdout)},
+            challenger_metrics=ctx.challenger_metrics,
+            champion_metrics=None,
+            decision=evaluate_gate(ctx),
+            bootstrap=None,
+            search=searched,
+        )
+
+    text = card(result.summary())
+    section = text.split("## Search\n")[1].split("\n## ")[0]
+    metric = pipeline.gates.primary_metric
+    assert "trials: 4 (4 complete, 0 pruned, 0 failed); stopped by n_trials" in section
+    assert f"max_depth={result.best_params['max_depth']!r}" in section
+    assert f"best validation {metric}: {result.best_score:.4f}" in section
+    assert f"trial 0: {result.defaults_score:.4f}" in section
+    assert search.HISTORY_PLOT in section
+    assert "## Search" not in card(None)  # no search, no section
