@@ -26,6 +26,7 @@ import memory
 import monitoring_join
 import retraining
 import scoring
+import search
 from harness import (
     BENCH,
     FULL,
@@ -78,6 +79,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Row]]] = {
     "dag_parse": parse_rows,
     "retraining": retraining.run,
     "monitoring": monitoring_join.run,
+    "search": search.run,
 }
 
 

@@ -6,6 +6,7 @@ can fix a pipeline without reading this module.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import date, datetime
@@ -247,9 +248,118 @@ class ExpectationsConfig(_Strict):
     columns: dict[str, ColumnExpectation] = Field(default_factory=dict)
 
 
+SEARCH_PARAM_TYPES = ("int", "float", "categorical")
+SEARCH_SAMPLERS = ("tpe", "random")
+SEARCH_PRUNERS = ("none", "median")
+
+
+def _number(value: Any) -> Any:
+    """A bound as written: a number, never a boolean or a string that looks like one."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value!r}")
+        return value
+    raise ValueError(f"must be a number, got {value!r}")
+
+
+class SearchParam(_Strict):
+    """One estimator parameter of `model.search.space`.
+
+    `int`/`float`: sampled from [low, high] (log-uniformly with `log: true`, which needs
+    low > 0); `categorical`: one of `choices` (strings, numbers, booleans or null).
+    """
+
+    type: Literal["int", "float", "categorical"]
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @field_validator("low", "high", mode="before")
+    @classmethod
+    def _bounds_are_numbers(cls, value: Any) -> Any:
+        return _number(value)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> SearchParam:
+        if self.type == "categorical":
+            if self.low is not None or self.high is not None or self.log:
+                raise ValueError("a categorical parameter takes choices, not low/high/log")
+            if not self.choices:
+                raise ValueError("a categorical parameter needs a non-empty list of choices")
+            for choice in self.choices:
+                if not (choice is None or isinstance(choice, str | int | float | bool)):
+                    raise ValueError(
+                        f"choices: {choice!r} is not a string, number, boolean or null"
+                    )
+            if len({repr(c) for c in self.choices}) != len(self.choices):
+                raise ValueError(f"choices listed twice in {self.choices}")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"choices are for type categorical, not {self.type}")
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter needs both low and high")
+        if self.type == "int" and not all(float(v).is_integer() for v in (self.low, self.high)):
+            raise ValueError(
+                f"an int parameter needs whole low and high, got {self.low}, {self.high}"
+            )
+        if self.low >= self.high:
+            raise ValueError(
+                f"low ({self.low}) must be less than high ({self.high}); "
+                "a fixed value belongs in model.params"
+            )
+        if self.log and self.low <= 0:
+            raise ValueError(f"log: true needs low > 0, got low {self.low}")
+        return self
+
+
+class SearchConfig(_Strict):
+    """A hyperparameter search (Optuna) over the estimator's parameters.
+
+    Each trial fits on the training part less its newest `validation_days` and is scored
+    with `gates.primary_metric` on those days (never the holdout); the best parameters are
+    then refitted on the whole training part. The YAML's `model.params` (as far as the
+    space allows) are the first trial, so the search starts from what the YAML would train.
+    The search stops after `n_trials` or `timeout_minutes`, whichever comes first; the
+    training task's execution timeout is `timeout_minutes + margin_minutes`, the margin
+    covering the refit, logging, registration and a last trial that overran the timeout.
+    `pruner: median` stops a trial early when its validation score, measured as the
+    estimator's iterations grow (estimators with `warm_start` and `max_iter` or
+    `n_estimators`), falls below the median of earlier trials at the same stage.
+    """
+
+    space: dict[str, SearchParam]
+    n_trials: int = Field(20, gt=0, le=100_000, strict=True)
+    timeout_minutes: float = Field(30.0, gt=0, le=7 * 24 * 60)
+    margin_minutes: float = Field(30.0, gt=0, le=7 * 24 * 60)
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["none", "median"] = "none"
+    validation_days: int = Field(7, gt=0, le=MAX_WINDOW_DAYS, strict=True)
+    seed: int = Field(0, strict=True)
+
+    @field_validator("timeout_minutes", "margin_minutes", mode="before")
+    @classmethod
+    def _minutes_are_numbers(cls, value: Any) -> Any:
+        return _number(value)
+
+    @field_validator("space")
+    @classmethod
+    def _names(cls, space: dict[str, SearchParam]) -> dict[str, SearchParam]:
+        if not space:
+            raise ValueError("the search space is empty: name at least one parameter")
+        for name in space:
+            if not _IDENTIFIER.match(name):
+                raise ValueError(
+                    f"{name!r} is not a parameter name of the estimator (letters, digits, '_')"
+                )
+        return space
+
+
 class ModelConfig(_Strict):
     estimator: str
     params: dict[str, Any] = Field(default_factory=dict)
+    # a hyperparameter search; without it the estimator is fitted once with `params`
+    search: SearchConfig | None = None
 
     @field_validator("estimator")
     @classmethod
@@ -599,6 +709,7 @@ class PipelineConfig(_Strict):
                 raise ValueError(f"{key}: metric {metric!r} does not apply to a {self.task} task")
         self._one_role_per_column()
         self._slice_columns()
+        self._search_window()
         self._no_reserved_names()
         self._pii_roles()
         self._labels_usable()
@@ -653,6 +764,15 @@ class PipelineConfig(_Strict):
                     f"gates.slices.{key}: {column!r} {reason}; slice by one of "
                     f"{allowed} (categorical features and id columns)"
                 )
+
+    def _search_window(self) -> None:
+        search = self.model.search
+        if search is not None and search.validation_days >= self.windows.training_days:
+            raise ValueError(
+                f"model.search.validation_days ({search.validation_days}) must be less than "
+                f"windows.training_days ({self.windows.training_days}): the trials need "
+                "training days before the validation days"
+            )
 
     def _no_reserved_names(self) -> None:
         """Predictions and drift samples add columns of their own beside ids and features."""

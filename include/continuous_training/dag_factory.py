@@ -110,6 +110,21 @@ interval of the improvement over the champion must clear {gates.min_improvement}
 Registered model: `{config.model_name}`. Every decision is a tag on the model version (`ct.*`).
 
 Trigger form: `dry_run` never promotes; `force_promote` needs a `reason`.
+{_search_doc(config)}"""
+
+
+def _search_doc(config: PipelineConfig) -> str:
+    search = config.model.search
+    if search is None:
+        return ""
+    return f"""
+Search (`model.search`): up to {search.n_trials} Optuna trials ({search.sampler} sampler,
+seed {search.seed}, pruner {search.pruner}) over {", ".join(f"`{p}`" for p in search.space)},
+each fitted on the training part less its newest {search.validation_days} days and scored on
+those days; the best params are refitted on the whole training part. The search stops after
+{search.timeout_minutes:g} minutes at most; `train_candidate` has an execution timeout of
+{search.timeout_minutes:g} + {search.margin_minutes:g} minutes (the margin covers the refit,
+logging, registration and a last trial that began before the search's timeout).
 """
 
 
@@ -133,6 +148,20 @@ def labels_asset(config: PipelineConfig) -> Asset:
     return Asset(name=f"ct.{config.name}.labels", group=TAG)
 
 
+def train_timeout(config: PipelineConfig) -> timedelta | None:
+    """The training task's execution timeout: the search's budget plus its margin.
+
+    With `model.search`, Optuna stops starting trials after `timeout_minutes`; the margin
+    (`margin_minutes`) covers reading the data, the refit of the best params on the whole
+    training part, logging, registration, and a last trial that began before the timeout.
+    Without a search there is no timeout of our own (Airflow's default applies).
+    """
+    search = config.model.search
+    if search is None:
+        return None
+    return timedelta(minutes=search.timeout_minutes + search.margin_minutes)
+
+
 def add_retraining_chain(
     config: PipelineConfig,
     trigger: str,
@@ -152,6 +181,7 @@ def add_retraining_chain(
         snapshot=validate.output,
         trigger=trigger,
         drift_episode=drift_episode,
+        execution_timeout=train_timeout(config),
         **common,
     )
     evaluate = EvaluateAgainstChampion(

@@ -1097,6 +1097,39 @@ def _evidence_sections(
     return out
 
 
+def _search_section(search: Mapping[str, Any] | None) -> list[str]:
+    """The hyperparameter search behind the candidate (`model.search`); nothing without one."""
+    if not search:
+        return []
+    metric = search.get("metric", "score")
+    stopped = search.get("stopped_by")
+    budget = (
+        f"n_trials={search.get('n_trials')}"
+        if stopped == "n_trials"
+        else f"timeout_minutes={search.get('timeout_minutes')}"
+    )
+    defaults = search.get("defaults_score")
+    best = ", ".join(f"`{k}={v!r}`" for k, v in sorted(search.get("best_params", {}).items()))
+    return [
+        "## Search",
+        f"- trials: {search.get('trials')} ({search.get('complete')} complete, "
+        f"{search.get('pruned')} pruned, {search.get('failed')} failed); stopped by "
+        f"{stopped} ({budget}); {search.get('seconds', 0.0):.1f} s",
+        f"- sampler: {search.get('sampler')} (seed {search.get('seed')}); "
+        f"pruner: {search.get('pruner')}",
+        f"- best params (trial {search.get('best_trial')}): {best or 'none'}",
+        f"- best validation {metric}: {_fmt(search.get('best_score'))}"
+        + ("" if defaults is None else f" (the YAML's params, trial 0: {_fmt(defaults)})"),
+        f"- validation: {search.get('validation_rows')} rows from "
+        f"{search.get('validation_start')} to the holdout start; trials fitted on "
+        f"{search.get('fit_rows')} earlier rows; the best params refitted on the whole "
+        "training part. The holdout was never seen by the search.",
+        f"- optimisation history: `{search.get('plot')}` in the candidate's MLflow run; "
+        "each trial is a nested run of it",
+        "",
+    ]
+
+
 def render_model_card(
     *,
     pipeline: PipelineConfig,
@@ -1110,11 +1143,13 @@ def render_model_card(
     bootstrap: BootstrapResult | None,
     slices: SliceReport | None = None,
     explanations: Explanations | str | None = None,
+    search: Mapping[str, Any] | None = None,
 ) -> str:
     """A markdown model card for one challenger and its gate decision.
 
     `slices` adds the Slices and Fairness sections; `explanations` (or the reason it was
-    not computed) the Explanations section.
+    not computed) the Explanations section; `search` the summary of `model.search`
+    (search.SearchResult.summary()), if one ran.
 
     `data` keys read: train_/holdout_ `rows`, `sha256`, and `window` (a (start, end) pair or
     a string) or `start`/`end`; any other key is listed under Data as is.
@@ -1142,6 +1177,7 @@ def render_model_card(
         f"- numeric: {', '.join(features.numeric) or 'none'}",
         f"- categorical: {', '.join(features.categorical) or 'none'}",
         "",
+        *_search_section(search),
         "## Metrics",
         *_metrics_section(pipeline.task, challenger_metrics, champion_metrics, bootstrap),
         "",

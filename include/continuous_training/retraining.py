@@ -245,6 +245,7 @@ def evaluate_candidate(
         bootstrap=ctx.bootstrap,
         slices=ctx.slices,
         explanations=explained,
+        search=candidate.get("search"),
     )
     _log_evidence(pipeline, candidate, record, card, scored, explained)
     registry.set_version_tags(

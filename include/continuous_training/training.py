@@ -161,6 +161,10 @@ def check_model(pipeline: PipelineConfig) -> None:
     """
     try:
         import_estimator(pipeline.model.estimator, pipeline.model.params, pipeline.task)
+        if pipeline.model.search is not None:
+            from continuous_training import search
+
+            search.check_search(pipeline)
     except TrainingError as exc:
         where = f"{pipeline.source_file}: " if pipeline.source_file else ""
         raise TrainingError(f"{where}{exc}") from None
@@ -179,8 +183,11 @@ def _seeded(cls: Any, params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def build_model(pipeline: PipelineConfig) -> Pipeline:
-    """Preprocessing derived from the feature types, then the configured estimator."""
+def build_model(pipeline: PipelineConfig, params: dict[str, Any] | None = None) -> Pipeline:
+    """Preprocessing derived from the feature types, then the configured estimator.
+
+    `params` replaces `model.params` (a search's trial, or its best parameters).
+    """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline, make_pipeline
@@ -207,11 +214,19 @@ def build_model(pipeline: PipelineConfig) -> Pipeline:
         )
         transformers.append(("categorical", categorical, pipeline.features.categorical))
     preprocess = ColumnTransformer(transformers, remainder="drop")
-    estimator = import_estimator(pipeline.model.estimator, pipeline.model.params, pipeline.task)
+    if params is None:
+        params = pipeline.model.params
+    estimator = import_estimator(pipeline.model.estimator, params, pipeline.task)
     return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
 
 
-def fit(model: Pipeline, pipeline: PipelineConfig, train: pd.DataFrame, source: str) -> None:
+def fit(
+    model: Pipeline,
+    pipeline: PipelineConfig,
+    train: pd.DataFrame,
+    source: str,
+    params: dict[str, Any] | None = None,
+) -> None:
     """Fit on the training part; what the estimator refuses is bad input, named as such.
 
     The data passed validation, so a ValueError or TypeError here is a param that does not
@@ -220,9 +235,11 @@ def fit(model: Pipeline, pipeline: PipelineConfig, train: pd.DataFrame, source: 
     try:
         model.fit(train[pipeline.features.all], train[pipeline.target])
     except (ValueError, TypeError) as exc:
+        used = "model.params" if params is None else "the search's best params"
         raise TrainingError(
-            f"model.estimator {pipeline.model.estimator} with model.params "
-            f"{pipeline.model.params} could not be fitted on {source}: {exc}"
+            f"model.estimator {pipeline.model.estimator} with {used} "
+            f"{pipeline.model.params if params is None else params} "
+            f"could not be fitted on {source}: {exc}"
         ) from exc
 
 
@@ -361,19 +378,20 @@ def train_candidate(
     if earlier is not None:
         log.info("reusing version %s registered by this run", earlier.version)
         run_info = client.get_run(earlier.run_id).info
-        return _finish(client, pipeline, str(earlier.version), run_info, tracking_uri, splits, run)
+        searched = None
+        if pipeline.model.search is not None:
+            from continuous_training import search
 
-    model = build_model(pipeline)
+            searched = search.load_summary(earlier.run_id)
+        return _finish(
+            client, pipeline, str(earlier.version), run_info, tracking_uri, splits, run, searched
+        )
+
     started = time.perf_counter()
-    fit(model, pipeline, split.train, snapshot["uri"])
-    log.info(
-        "fitted %s on %d rows in %.1fs; holdout %d rows from %s",
-        pipeline.model.estimator,
-        len(split.train),
-        time.perf_counter() - started,
-        len(split.holdout),
-        split.holdout_start.date(),
-    )
+    model = None
+    if pipeline.model.search is None:
+        model = build_model(pipeline)
+        fit(model, pipeline, split.train, snapshot["uri"])
     mlflow.set_experiment(pipeline.experiment_name)
     run_tags = {
         registry.TAG_RUN_ID: run.airflow_run_id,
@@ -381,10 +399,27 @@ def train_candidate(
         "ct.pipeline": pipeline.name,
     }
     run_name = f"{pipeline.name}:{run.airflow_run_id}"
+    searched = None
     with mlflow.start_run(run_name=run_name, tags=run_tags) as active:
+        if model is None:
+            # trials are nested runs of this one; the best params are refitted on all of train
+            from continuous_training import search
+
+            result = search.run_search(pipeline, split.train, split.holdout_start)
+            model = search.refit(pipeline, result, split.train, snapshot["uri"])
+            search.log_search(result)
+            searched = result.summary()
+        log.info(
+            "fitted %s on %d rows in %.1fs; holdout %d rows from %s",
+            pipeline.model.estimator,
+            len(split.train),
+            time.perf_counter() - started,
+            len(split.holdout),
+            split.holdout_start.date(),
+        )
         _log_training(pipeline, model, split, splits, snapshot, run)
         version = _register(pipeline, model, split, run, splits)
-    return _finish(client, pipeline, version, active.info, tracking_uri, splits, run)
+    return _finish(client, pipeline, version, active.info, tracking_uri, splits, run, searched)
 
 
 def _finish(
@@ -395,9 +430,12 @@ def _finish(
     tracking_uri: str,
     splits: dict[str, dict],
     run: RunInfo,
+    searched: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     client.set_registered_model_alias(pipeline.model_name, registry.CHALLENGER, version)
     payload = _candidate_payload(pipeline, version, run_info, tracking_uri, splits)
+    if searched is not None:
+        payload["search"] = searched  # the model card's Search section
     storage.write_json_atomic(
         payload, storage.snapshot_uri(pipeline.name, run.airflow_run_id, "candidate.json")
     )

@@ -623,3 +623,26 @@ def test_dags_start_at_the_epoch_so_any_history_runs(dags: dict[str, Any]) -> No
             continue
         assert dag.start_date == datetime(1970, 1, 1, tzinfo=UTC), dag_id
         assert dag.catchup is False, dag_id
+
+
+def test_a_search_bounds_the_training_task_by_its_budget() -> None:
+    from continuous_training.dag_factory import build_dags
+    from tests.integration.dag_runs import write_pipeline
+
+    search = {
+        "space": {"learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True}},
+        "n_trials": 10,
+        "timeout_minutes": 20,
+        "margin_minutes": 15,
+    }
+    path = write_pipeline("churn_search_budget", model={"search": search})
+    dags = build_dags(load_pipeline(path))
+    for kind in ("weekly_retraining", "drift_retraining"):
+        dag = dags[f"churn_search_budget_{kind}"]
+        assert dag.get_task("train_candidate").execution_timeout == timedelta(minutes=35)
+        assert "execution timeout of" in dag.doc_md
+        others = {t.execution_timeout for t in dag.tasks if t.task_id != "train_candidate"}
+        assert others == {None}
+    # without a search, no timeout of the project's own
+    shipped = build_dags(load_pipeline(DEFAULT_PIPELINES_DIR / "churn.yaml"))
+    assert shipped["churn_weekly_retraining"].get_task("train_candidate").execution_timeout is None
