@@ -60,6 +60,16 @@ def default_args(config: PipelineConfig) -> dict[str, Any]:
     }
 
 
+def one_run_at_a_time(config: PipelineConfig) -> dict[str, Any]:
+    """What every DAG of a pipeline shares: the epoch start, no catch-up, one run at a time."""
+    return {
+        "start_date": START_DATE,
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": default_args(config),
+    }
+
+
 def retraining_params(config: PipelineConfig) -> dict[str, Param]:
     """The trigger form of a retraining DAG."""
     return {
@@ -195,10 +205,7 @@ def build_weekly_retraining(config: PipelineConfig) -> DAG:
         dag_id=f"{config.name}_weekly_retraining",
         description=f"Weekly retraining of {config.model_name} with a gated promotion",
         schedule=config.schedule,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=default_args(config),
+        **one_run_at_a_time(config),
         params=retraining_params(config),
         tags=[TAG, config.name, "retraining"],
         doc_md=_retraining_doc(config, "weekly retraining"),
@@ -221,10 +228,7 @@ def build_drift_retraining(config: PipelineConfig) -> DAG:
         description=f"Retrains {config.model_name} when batch inference sees drift"
         + (" or monitoring sees realized performance decay" if config.labels else ""),
         schedule=schedule,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=default_args(config),
+        **one_run_at_a_time(config),
         params=retraining_params(config),
         tags=[TAG, config.name, "retraining", "drift"],
         doc_md=_retraining_doc(config, "drift-triggered retraining")
@@ -254,10 +258,7 @@ def build_batch_inference(config: PipelineConfig) -> DAG:
         dag_id=f"{config.name}_batch_inference",
         description=f"Scores new data with the {config.model_name} champion; watches for drift",
         schedule=inference.schedule,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=default_args(config),
+        **one_run_at_a_time(config),
         tags=[TAG, config.name, "inference"],
         doc_md=_inference_doc(config),
     ) as dag:
@@ -319,10 +320,7 @@ def build_performance_monitoring(config: PipelineConfig) -> DAG:
         dag_id=f"{config.name}_performance_monitoring",
         description=f"Realized performance of {config.model_name} from arriving labels",
         schedule=schedule,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=default_args(config),
+        **one_run_at_a_time(config),
         tags=[TAG, config.name, "monitoring"],
         doc_md=_monitoring_doc(config),
     ) as dag:
@@ -392,10 +390,7 @@ def build_rollback(config: PipelineConfig) -> DAG:
         dag_id=f"{config.name}_rollback",
         description=f"Moves the {config.model_name} champion back to an earlier champion",
         schedule=None,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=default_args(config),
+        **one_run_at_a_time(config),
         params=rollback_params(),
         tags=[TAG, config.name, "rollback"],
         doc_md=f"""
