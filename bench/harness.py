@@ -180,3 +180,25 @@ def markdown_table(rows: list[Row]) -> str:
 
 def _ratio(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.2f}"
+
+
+# Runs a script through a tiny launcher, so the child's peak RSS is its own, not the parent's
+# (a fork would inherit the parent's pages).
+LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+
+
+def fresh_process_report(ctx: Context, script: str, args: list[str], what: str) -> dict[str, Any]:
+    """Run `script args` in a fresh interpreter; the JSON object its last stdout line prints."""
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        [PYTHON, "-c", LAUNCHER, PYTHON, script, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ctx.workdir,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -16,16 +16,14 @@ The child also reports `VmHWM` (the peak of its own address space) as a cross-ch
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from fixtures import SCORING_START, churn_config, model_file, scoring_job, tiled, write_input
-from harness import PYTHON, Context, Row, human_rows, mebibytes, progress
+from harness import Context, Row, fresh_process_report, human_rows, mebibytes, progress
 
 GOAL = 1.15
-LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
 
 
 def child(model_path: str, input_uri: str, first_day: str, days: int) -> dict[str, int]:
@@ -65,16 +63,7 @@ def peak_rss(ctx: Context, rows: int) -> dict[str, int]:
     days = round((window.end - window.start) / timedelta(days=1))
     args = [str(model_file(ctx)), uri, window.start.isoformat(), str(days)]
     progress(f"scoring {human_rows(rows)} rows in a fresh process for its peak RSS")
-    out = subprocess.run(
-        [PYTHON, "-c", LAUNCHER, PYTHON, __file__, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ctx.workdir,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"RSS child for {rows} rows failed:\n{out.stderr[-3000:]}")
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report = fresh_process_report(ctx, __file__, args, f"RSS child for {rows} rows")
     if report["rows"] != rows:
         raise RuntimeError(f"RSS child scored {report['rows']} rows, not {rows}")
     ctx.note(

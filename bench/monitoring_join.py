@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from datetime import datetime, timedelta
@@ -23,8 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from fixtures import SCORING_START, churn_config
-from harness import PYTHON, Context, Row, human_rows, mebibytes, progress, seconds
-from memory import LAUNCHER, vm_hwm
+from harness import (
+    Context,
+    Row,
+    fresh_process_report,
+    human_rows,
+    mebibytes,
+    progress,
+    seconds,
+)
+from memory import vm_hwm
 
 PARTS = 4
 
@@ -152,16 +159,9 @@ def publish_fixture(ctx: Context, rows: int) -> tuple[str, str, str]:
 def measured(ctx: Context, rows: int) -> dict[str, Any]:
     root, labels, as_of = publish_fixture(ctx, rows)
     progress(f"monitoring.measure on {human_rows(rows)} labelled predictions, fresh process")
-    out = subprocess.run(
-        [PYTHON, "-c", LAUNCHER, PYTHON, __file__, root, labels, as_of],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ctx.workdir,
+    report = fresh_process_report(
+        ctx, __file__, [root, labels, as_of], f"monitoring child for {rows} rows"
     )
-    if out.returncode != 0:
-        raise RuntimeError(f"monitoring child for {rows} rows failed:\n{out.stderr[-3000:]}")
-    report = json.loads(out.stdout.strip().splitlines()[-1])
     if report["labelled"] != rows - rows % ctx.sizes.monitoring_dates:
         raise RuntimeError(f"monitoring child joined {report['labelled']} rows, not {rows}")
     ctx.note(
