@@ -22,6 +22,9 @@ BENCH = ROOT / "bench"
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 CHURN_YAML = ROOT / "include" / "pipelines" / "churn.yaml"
+# The benchmarks start their servers with the tests' helpers (tests/servers.py).
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
 
 # Variables of the caller's shell that would point the bench at someone else's setup.
 FOREIGN_PREFIXES = ("AIRFLOW", "MLFLOW_", "CT_")

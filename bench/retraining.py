@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import BIN, CHURN_YAML, PYTHON, Context, Row, human_rows, progress, seconds
-from servers import mlflow_server
+
+from tests.servers import mlflow_server_at
 
 GOAL = 1.25
 DAG_ID = "churn_weekly_retraining"
@@ -166,7 +167,7 @@ def services(work: Path, env: dict[str, str]) -> Iterator[str]:
         migrate = subprocess.Popen(
             [str(BIN / "airflow"), "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT
         )
-    with mlflow_server(work / "mlflow", env) as uri:
+    with mlflow_server_at(work / "mlflow", env) as uri:
         if migrate.wait() != 0:
             raise RuntimeError(f"airflow db migrate failed:\n{log.read_text()[-3000:]}")
         env["MLFLOW_TRACKING_URI"] = uri

@@ -23,7 +23,8 @@ from typing import Any
 
 from fixtures import SCORING_START, churn_config, training_frame
 from harness import Context, Row, median, progress, seconds
-from servers import mlflow_server
+
+from tests.servers import mlflow_server_at
 
 TRIALS = 8
 VALIDATION_DAYS = 7
@@ -115,7 +116,7 @@ def run(ctx: Context) -> list[Row]:
             GOAL,
         )
     ]
-    with mlflow_server(ctx.workdir / "mlflow-search", dict(os.environ)) as uri:
+    with mlflow_server_at(ctx.workdir / "mlflow-search", dict(os.environ)) as uri:
         mlflow.set_tracking_uri(uri)
         mlflow.set_experiment("bench-search")
         progress(f"search: {TRIALS} trials as nested MLflow runs")

@@ -44,3 +44,29 @@ def make_config(churn_config: dict[str, Any]) -> Callable[..., PipelineConfig]:
         return parse_pipeline(_merge(churn_config, overrides))
 
     return build
+
+
+# Parallel workers (`make test` runs pytest-xdist with `--dist loadgroup`): what shares a worker.
+NATIVE_STACKS = ("tests/stack/", "tests/faults/")
+# Groups that start first: the longest ones, so that none is left running alone at the end.
+START_ORDER = ("native-stacks", "tests/integration/")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each module's tests stay on one worker, as their module fixtures expect; the two
+    native stacks share one worker, one stack at a time (the fault tests kill workers and
+    restart a PostgreSQL on heartbeat timeouts of seconds); the long groups start first."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_group_of(item)))
+    items.sort(key=_start_rank)  # stable: the order inside a group stays the collection's
+
+
+def _group_of(item: pytest.Item) -> str:
+    path = item.nodeid.split("::", 1)[0]
+    return "native-stacks" if path.startswith(NATIVE_STACKS) else path
+
+
+def _start_rank(item: pytest.Item) -> int:
+    group = _group_of(item)
+    return next((i for i, p in enumerate(START_ORDER) if group.startswith(p)), len(START_ORDER))

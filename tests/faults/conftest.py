@@ -25,6 +25,7 @@ from tests.stack.sessions import add_log_tails, api_of, started
 ARTIFACTS = ROOT / "test-artifacts" / "faults"
 RETRIES = {"count": 2, "delay_seconds": 5}
 HEARTBEAT_TIMEOUT = 20
+# Waits for a file or a task: at most this long; waits for a run: this long without progress.
 RUN_TIMEOUT = 600
 WEEKLY = "churn_weekly_retraining"
 BEFORE_DRIFT = "2026-03-01T02:00:00Z"

@@ -179,7 +179,7 @@ def test_an_unreachable_database_is_retried_not_failed_at_once(
     """Connection refused is a fault that passes: not bad input, and the error names it."""
     from continuous_training.errors import is_bad_input
     from continuous_training.sources import SourceUnavailableError
-    from tests.integration.conftest import free_port
+    from tests.servers import free_port
 
     nowhere = f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nowhere"
     closed = nowhere.replace("postgres@", "postgres:s3cret@")  # as a connection would hold it

@@ -90,17 +90,28 @@ class AirflowApi:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
         self.request("PATCH", path, json={"state": state, "note": note})
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float) -> dict[str, Any]:
-        """Poll until the run finishes; the run as the API shows it at the end."""
-        deadline = time.monotonic() + timeout
+    def wait_for_run(self, dag_id: str, run_id: str, stall_timeout: float) -> dict[str, Any]:
+        """Poll until the run finishes; the run as the API shows it at the end.
+
+        The wait follows the work, not a clock: it gives up only when no task of the run has
+        changed state or attempt for `stall_timeout` seconds, so a busy machine that runs
+        slowly still finishes while a run that is stuck fails the wait, naming each task.
+        """
+        progress: tuple = ()
+        last_change = time.monotonic()
         while True:
             run = self.run(dag_id, run_id)
             if run["state"] in FINISHED:
                 return run
-            if time.monotonic() > deadline:
-                states = {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}
+            tasks = self.task_instances(dag_id, run_id)
+            now = _progress_of(tasks)
+            if now != progress:
+                progress, last_change = now, time.monotonic()
+            elif time.monotonic() - last_change > stall_timeout:
+                states = {ti["task_id"]: ti["state"] for ti in tasks}
                 raise AirflowApiError(
-                    f"{dag_id} {run_id} still {run['state']} after {timeout}s; tasks: {states}"
+                    f"{dag_id} {run_id} still {run['state']}, no task moved for "
+                    f"{stall_timeout}s; tasks: {states}"
                 )
             time.sleep(3)
 
@@ -114,3 +125,13 @@ class AirflowApi:
             f"{task_id}/xcomEntries/{key}?deserialize=true&stringify=false"
         )
         return self.request("GET", path)["value"]
+
+
+def _progress_of(task_instances: list[dict[str, Any]]) -> tuple:
+    """Where a run stands: each task instance's state and attempt."""
+    return tuple(
+        sorted(
+            (ti["task_id"], ti.get("map_index", -1), str(ti["state"]), ti.get("try_number", 0))
+            for ti in task_instances
+        )
+    )

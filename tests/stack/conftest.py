@@ -20,7 +20,7 @@ from tests.stack.native import NativeStack, Settings
 from tests.stack.runs import (
     BATCH,
     BATCH_DATE,
-    RUN_TIMEOUT,
+    STALL_TIMEOUT,
     TRAINING_DAYS,
     WEEKLY,
     WEEKLY_DATE,
@@ -48,7 +48,7 @@ def api(stack: NativeStack) -> Iterator[AirflowApi]:
 def weekly_run(api: AirflowApi) -> dict[str, Any]:
     """The weekly retraining, triggered over REST with params, run to its end."""
     run_id = trigger_then_unpause(api, WEEKLY, WEEKLY_DATE, {"training_window_days": TRAINING_DAYS})
-    return api.wait_for_run(WEEKLY, run_id, RUN_TIMEOUT)
+    return api.wait_for_run(WEEKLY, run_id, STALL_TIMEOUT)
 
 
 @pytest.fixture(scope="package")

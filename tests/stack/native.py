@@ -17,7 +17,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.integration.dag_runs import write_pipeline
+from tests.servers import free_port
 from tests.stack import compose
 from tests.stack.compose import ROOT, NativeMap, Service
 
@@ -71,12 +71,6 @@ STOP_TIMEOUT = 20
 
 class StackError(RuntimeError):
     """The native stack did not come up or misbehaved; the message holds the logs' tails."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fernet_key() -> str:

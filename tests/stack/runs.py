@@ -14,7 +14,8 @@ WEEKLY_DATE = "2026-03-01T02:00:00Z"
 BATCH_DATE = "2026-03-02T03:00:00Z"
 # Not the YAML's 21 days: the window in the fetch task's XCom proves the conf reached the worker.
 TRAINING_DAYS = 14
-RUN_TIMEOUT = 300
+# A run fails its wait when none of its tasks changed state or attempt for this long.
+STALL_TIMEOUT = 300
 
 
 CATCHUP_WAIT = 20

@@ -15,7 +15,7 @@ from playwright.sync_api import Page
 
 from tests.stack.airflow_api import AirflowApi
 from tests.stack.native import NativeStack
-from tests.stack.runs import WEEKLY, drop_catchup_runs
+from tests.stack.runs import STALL_TIMEOUT, WEEKLY, drop_catchup_runs
 
 pytestmark = pytest.mark.stack
 
@@ -31,7 +31,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 FORM_TRAINING_DAYS = 7  # not the YAML's 21: the run's conf shows the form's value arrived
-RUN_TIMEOUT = 300
 UI_TIMEOUT_MS = 60_000
 
 
@@ -97,7 +96,7 @@ def test_trigger_the_weekly_retraining_from_the_ui(
     # The run page re-renders every few seconds while the run is active, a core's worth of
     # Chromium on a 2-core machine: wait on the REST API with the page closed, then look.
     page.goto("about:blank")
-    run = api.wait_for_run(WEEKLY, run_id, RUN_TIMEOUT)
+    run = api.wait_for_run(WEEKLY, run_id, STALL_TIMEOUT)
     state = run_state_shown(page, run_url)
     page.screenshot(path=artifacts / "browser-run.png", full_page=True)
     tis = {ti["task_id"]: ti["state"] for ti in api.task_instances(WEEKLY, run_id)}

@@ -9,7 +9,7 @@ import pytest
 
 from tests.stack.airflow_api import AirflowApi
 from tests.stack.native import NativeStack
-from tests.stack.runs import BATCH, RUN_TIMEOUT, WEEKLY, worker_hostnames
+from tests.stack.runs import BATCH, STALL_TIMEOUT, WEEKLY, worker_hostnames
 
 pytestmark = pytest.mark.stack
 
@@ -19,7 +19,7 @@ MAPPED_TASK = "score_partition"
 def test_batch_inference_scores_partitions_on_the_celery_workers(
     stack: NativeStack, api: AirflowApi, batch_run_id: str
 ) -> None:
-    run = api.wait_for_run(BATCH, batch_run_id, RUN_TIMEOUT)
+    run = api.wait_for_run(BATCH, batch_run_id, STALL_TIMEOUT)
     tis = api.task_instances(BATCH, batch_run_id)
     assert run["state"] == "success", {(t["task_id"], t["map_index"]): t["state"] for t in tis}
     mapped = [ti for ti in tis if ti["task_id"] == MAPPED_TASK and ti["map_index"] >= 0]
@@ -74,7 +74,7 @@ def is_noise(event: dict[str, Any]) -> bool:
 def test_task_logs_hold_what_the_tasks_did_not_import_noise(
     stack: NativeStack, api: AirflowApi, weekly_run: dict[str, Any], batch_run_id: str
 ) -> None:
-    api.wait_for_run(BATCH, batch_run_id, RUN_TIMEOUT)
+    api.wait_for_run(BATCH, batch_run_id, STALL_TIMEOUT)
     logs = task_log_events(stack)
     # the tasks that save, load and validate models and data all left a log
     for task in ("validate", "train_candidate", "evaluate_vs_champion", "score_partition"):
