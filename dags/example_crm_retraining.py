@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+# --8<-- [start:imports]
 from airflow.sdk import DAG, get_current_context, task
 
 from continuous_training.config import load_pipeline
@@ -27,6 +28,7 @@ from crm_extension import PIPELINE_YAML
 from crm_extension.operators import ExportCustomersFromCrm
 
 CONFIG = load_pipeline(PIPELINE_YAML)
+# --8<-- [end:imports]
 
 DOC = f"""
 ### Example: {CONFIG.name} retraining from the CRM
@@ -45,6 +47,7 @@ Trigger form: as the weekly retraining DAGs (`dry_run`, `force_promote` with a `
 """
 
 
+# --8<-- [start:dag]
 @task
 def notify(outcome: dict[str, Any]) -> dict[str, str]:
     """A step of your own after the decision: here a one-line summary in the data root.
@@ -67,12 +70,12 @@ def notify(outcome: dict[str, Any]) -> dict[str, str]:
 with DAG(
     dag_id="example_crm_retraining",
     description="Example: the shipped retraining steps around a CRM export and a notify step",
-    schedule=None,
+    schedule=None,  # an example: triggered by hand
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args=default_args(CONFIG),
-    params=retraining_params(CONFIG),
+    default_args=default_args(CONFIG),  # owner and retries from the YAML
+    params=retraining_params(CONFIG),  # the trigger form: dry_run, force_promote, reason, ...
     tags=[TAG, CONFIG.name, "example"],
     doc_md=DOC,
 ) as dag:
@@ -86,3 +89,4 @@ with DAG(
     )
     promote = Promote(task_id="promote", pipeline=PIPELINE_YAML, evaluation=evaluate.output)
     notify(promote.output)
+# --8<-- [end:dag]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from continuous_training.evaluation import CheckResult, GateContext
 
+# --8<-- [start:check]
 MIN_HOLDOUT_ROWS = 1000
 
 
@@ -25,3 +26,6 @@ def holdout_large_enough(ctx: GateContext) -> CheckResult:
         ok,
         f"holdout {ctx.holdout_rows} rows {op} minimum {MIN_HOLDOUT_ROWS}",
     )
+
+
+# --8<-- [end:check]

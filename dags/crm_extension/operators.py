@@ -13,6 +13,7 @@ from continuous_training.operators import PipelineOperator
 from continuous_training.operators.base import fetch_start, window_end
 
 
+# --8<-- [start:operator]
 class ExportCustomersFromCrm(PipelineOperator):
     """Export the run's data window from the CRM's SQLite database into a snapshot.
 
@@ -56,3 +57,6 @@ class ExportCustomersFromCrm(PipelineOperator):
             "window_start": window.start.isoformat(),
             "window_end": window.end.isoformat(),
         }
+
+
+# --8<-- [end:operator]

@@ -46,6 +46,7 @@ def _quote(identifier: str) -> str:
     return "`" + identifier.replace("`", "``") + "`"
 
 
+# --8<-- [start:crm-source]
 class CrmSource(DataSource):
     """The rows of `[window.start, window.end)` from the CRM's SQLite database."""
 
@@ -113,6 +114,7 @@ class CrmSource(DataSource):
             ) from exc
         return df.assign(**{column: times})
 
+    # --8<-- [end:crm-source]
     def _check_columns(self, conn: Any, path: Path) -> None:
         """Name the table or the columns the CRM lacks, before querying."""
         table = self.table()

@@ -51,7 +51,7 @@ def hash_key(config: PiiConfig, environ: Mapping[str, str] | None = None) -> byt
         raise PiiError(
             f"pii.hash lists {config.hash} but the environment variable {config.key_env} "
             "(pii.key_env) is not set: set it to a secret of at least "
-            f"{MIN_KEY_CHARS} characters, the same on every worker (README 'Security')"
+            f"{MIN_KEY_CHARS} characters, the same on every worker (docs/operations/security.md)"
         )
     if len(value) < MIN_KEY_CHARS:
         raise PiiError(

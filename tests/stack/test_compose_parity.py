@@ -16,6 +16,7 @@ from tests.stack import compose, native
 from tests.stack.compose import ROOT, ComposeError, NativeMap
 from tests.stack.native import NativeService, Settings
 
+DEPLOY_PAGE = "docs/operations/deploy.md"
 SECRET_KEY = re.compile(r"(PASSWORD|SECRET|FERNET_KEY|SECRET_KEY|HASH_KEY)$")
 
 
@@ -50,7 +51,7 @@ def test_every_compose_service_is_started_natively_or_provided(
 
 
 def test_the_topology_is_the_deployments(services: dict[str, compose.Service]) -> None:
-    """The services README "Deploy" describes; a new one needs its native counterpart too."""
+    """The services docs/operations/deploy.md lists; a new one needs a native counterpart too."""
     assert set(services) == {
         "postgres",
         "redis",
@@ -62,6 +63,14 @@ def test_the_topology_is_the_deployments(services: dict[str, compose.Service]) -
         "airflow-triggerer",
         "airflow-worker",
     }
+
+
+def test_the_deploy_page_describes_every_service(services: dict[str, compose.Service]) -> None:
+    """The services table of docs/operations/deploy.md names each compose service, no other."""
+    page = (ROOT / DEPLOY_PAGE).read_text(encoding="utf-8")
+    first_cells = re.findall(r"^\| (`[^|]+`) \|", page, flags=re.MULTILINE)
+    described = {name for cell in first_cells for name in re.findall(r"`([^`]+)`", cell)}
+    assert described == set(services), f"{DEPLOY_PAGE} and docker-compose.yaml disagree"
 
 
 def test_two_celery_workers_with_their_own_names(planned: list[NativeService]) -> None:

@@ -124,7 +124,9 @@ NOT_SECRETS = {
         f'{PASSWORD} = os.environ["DB_{PASSWORD.upper()}"]\n'
         f'json = {{"username": user, "{PASSWORD}": "x"}}\n'
     ),
-    "README.md": f"""-d '{{"username": "admin", "{PASSWORD}": "<ADMIN_{PASSWORD.upper()}>"}}'\n""",
+    "docs/operations/deploy.md": (
+        f"""-d '{{"username": "admin", "{PASSWORD}": "<ADMIN_{PASSWORD.upper()}>"}}'\n"""
+    ),
     ".env.example": f"POSTGRES_{PASSWORD.upper()}=\nAIRFLOW_ADMIN_USERNAME=admin\n",
     "test_shas.py": f'"{SECRET}_{TOKEN}": "the {TOKEN} of the run, made at run time"\n',
 }
