@@ -62,8 +62,12 @@ format: install
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+# One worker per core (tests/conftest.py keeps each module, and both native stacks, on one
+# worker); the ten slowest tests are listed at the end of every run.
+TEST_WORKERS ?= auto
+
 test: install chromium lint docs
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=10
 
 stack-test: install chromium
 	$(PY) -m pytest tests/stack
