@@ -279,7 +279,7 @@ def _write_record(
     """The decision record and model card of the version gain the live evidence and outcome."""
     import mlflow
 
-    from continuous_training.retraining import (
+    from continuous_training.promotion import (
         CARD_PATH,
         FINAL_HEADING,
         RECORD_PATH,

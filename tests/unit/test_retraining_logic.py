@@ -24,8 +24,8 @@ from continuous_training.config import ConfigError, PipelineConfig, parse_pipeli
 from continuous_training.errors import BadInputError
 from continuous_training.operators import base
 from continuous_training.operators.retraining import run_info, run_options
+from continuous_training.promotion import RunOptions, decide
 from continuous_training.registry import ChampionChangedError, Decision, apply_decision
-from continuous_training.retraining import RunOptions, decide
 from continuous_training.training import (
     RunInfo,
     TrainingError,
