@@ -206,7 +206,7 @@ def _config(pipeline: PipelineConfig) -> SearchConfig:
 
 
 def _direction(metric: str) -> str:
-    from continuous_training.evaluation import metric_direction
+    from continuous_training.metrics import metric_direction
 
     return "maximize" if metric_direction(metric) > 0 else "minimize"
 
@@ -259,7 +259,7 @@ def _pruner(search: SearchConfig) -> Any:
 
 
 def _score(pipeline: PipelineConfig, model: Any, part: pd.DataFrame) -> float:
-    from continuous_training.evaluation import metric_value
+    from continuous_training.metrics import metric_value
 
     scores = predict_scores(model, part[pipeline.features.all], pipeline.task)
     return metric_value(pipeline.gates.primary_metric, part[pipeline.target].to_numpy(), scores)

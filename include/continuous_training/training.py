@@ -452,7 +452,7 @@ def _log_training(
 ) -> None:
     import mlflow
 
-    from continuous_training.evaluation import compute_metrics
+    from continuous_training.metrics import compute_metrics
 
     mlflow.log_params(
         {
