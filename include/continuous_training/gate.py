@@ -12,7 +12,6 @@ No Airflow, no MLflow; numpy and threadpoolctl are imported inside the functions
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import time
@@ -21,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from continuous_training.bootstrap import BootstrapResult, paired_bootstrap
+from continuous_training.imports import is_callable, resolve
 from continuous_training.metrics import EvaluationError, compute_metrics, metric_direction
 
 if TYPE_CHECKING:
@@ -259,16 +259,7 @@ def _check_latency(ctx: GateContext) -> CheckResult | None:
 
 
 def _import_check(path: str) -> ExtraCheck:
-    module_name, _, attr = path.rpartition(".")
-    try:
-        if not module_name:
-            raise ImportError("not a dotted import path like 'my_package.checks.fn'")
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise EvaluationError(f"gates.extra_checks: cannot import {path!r}: {exc}") from exc
-    if not callable(obj):
-        raise EvaluationError(f"gates.extra_checks: {path!r} is not callable")
-    return obj
+    return resolve(path, key="gates.extra_checks", error=EvaluationError, checks=(is_callable,))
 
 
 def _run_extra_check(path: str, check: ExtraCheck, ctx: GateContext) -> CheckResult:

@@ -20,7 +20,6 @@ this module costs nothing at DAG-parse time.
 from __future__ import annotations
 
 import abc
-import importlib
 import inspect
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from continuous_training import pii
 from continuous_training.errors import BadInputError
+from continuous_training.imports import resolve, subclass_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -148,20 +148,17 @@ def make_source(pipeline: PipelineConfig, *, connection_uri: str | None = None) 
 
 
 def _import_source(path: str, source_file: str | None) -> type[DataSource]:
-    where = f"{source_file}: " if source_file else ""
-    module_name, _, attr = path.rpartition(".")
-    try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise SourceError(f"{where}source.kind: cannot import {path!r}: {exc}") from exc
-    if not (isinstance(obj, type) and issubclass(obj, DataSource)):
-        raise SourceError(
-            f"{where}source.kind: {path!r} is not a subclass of "
-            "continuous_training.sources.DataSource"
-        )
-    if inspect.isabstract(obj):
-        raise SourceError(f"{where}source.kind: {path!r} does not implement fetch()")
-    return obj
+    return resolve(
+        path,
+        key="source.kind",
+        error=SourceError,
+        checks=(subclass_of(DataSource), _implements_fetch),
+        source_file=source_file,
+    )
+
+
+def _implements_fetch(cls: type[DataSource]) -> str | None:
+    return "does not implement fetch()" if inspect.isabstract(cls) else None
 
 
 def fetch_window(source: DataSource, pipeline: PipelineConfig, window: Window) -> pd.DataFrame:
