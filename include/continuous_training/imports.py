@@ -36,7 +36,6 @@ def resolve(
 
     `key` is the YAML key the path came from; `source_file`, when known, prefixes it.
     """
-    where = f"{source_file}: {key}" if source_file else key
     module_name, _, attr = path.rpartition(".")
     try:
         if not module_name or not attr:
@@ -44,12 +43,32 @@ def resolve(
         obj = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError, ValueError) as exc:
         # from None: the message says all; the import machinery's traceback adds nothing
-        raise error(f"{where}: cannot import {path!r}: {exc}") from None
+        raise error(f"{_where(key, source_file)}: cannot import {path!r}: {exc}") from None
+    return verify(obj, path, key=key, error=error, checks=checks, source_file=source_file)
+
+
+def verify(
+    obj: Any,
+    path: str,
+    *,
+    key: str,
+    error: type[BadInputError] = BadInputError,
+    checks: tuple[Check, ...] = (),
+    source_file: str | None = None,
+) -> Any:
+    """`obj` (named `path`) if it passes `checks`; else `error` in the resolver's shape.
+
+    For an object already in hand, e.g. a class given to `check_source` directly.
+    """
     for check in checks:
         problem = check(obj)
         if problem:
-            raise error(f"{where}: {path!r} {problem}")
+            raise error(f"{_where(key, source_file)}: {path!r} {problem}")
     return obj
+
+
+def _where(key: str, source_file: str | None) -> str:
+    return f"{source_file}: {key}" if source_file else key
 
 
 def is_callable(obj: Any) -> str | None:
@@ -68,4 +87,4 @@ def subclass_of(base: type) -> Check:
     return check
 
 
-__all__ = ["Check", "is_callable", "resolve", "subclass_of"]
+__all__ = ["Check", "is_callable", "resolve", "subclass_of", "verify"]

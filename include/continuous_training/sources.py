@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from continuous_training import pii
 from continuous_training.errors import BadInputError
-from continuous_training.imports import resolve, subclass_of
+from continuous_training.imports import resolve, subclass_of, verify
 
 if TYPE_CHECKING:
     import numpy as np
@@ -124,6 +124,9 @@ class DataSource(abc.ABC):
     You do not need to sort, convert times to UTC or trim rows at the window edges:
     `fetch_window` does that for every source. Column validation happens in a
     separate Great Expectations step, so return the data as it is.
+
+    `continuous_training.source_checks.check_source` runs a source the way the pipeline
+    does and says what in this contract it breaks.
     """
 
     def __init__(self, pipeline: PipelineConfig, *, connection_uri: str | None = None) -> None:
@@ -142,23 +145,29 @@ class DataSource(abc.ABC):
 
 def make_source(pipeline: PipelineConfig, *, connection_uri: str | None = None) -> DataSource:
     """Instantiate the source named by `source.kind`: a builtin or an import path."""
-    kind = pipeline.source.kind
-    cls = BUILTIN_SOURCES.get(kind) or _import_source(kind, pipeline.source_file)
+    cls = source_class(pipeline.source.kind, pipeline.source_file)
     return cls(pipeline, connection_uri=connection_uri)
 
 
-def _import_source(path: str, source_file: str | None) -> type[DataSource]:
-    return resolve(
-        path,
-        key="source.kind",
-        error=SourceError,
-        checks=(subclass_of(DataSource), _implements_fetch),
-        source_file=source_file,
-    )
+def source_class(source: str | type, source_file: str | None = None) -> type[DataSource]:
+    """The `DataSource` subclass `source` names (a builtin kind or an import path) or is.
+
+    SourceError names `source.kind` and the path when it is not a usable source.
+    """
+    where = {"key": "source.kind", "error": SourceError, "source_file": source_file}
+    if isinstance(source, str) and source in BUILTIN_SOURCES:
+        return BUILTIN_SOURCES[source]
+    if isinstance(source, str):
+        return resolve(source, checks=_SOURCE_CHECKS, **where)
+    path = f"{source.__module__}.{source.__qualname__}"
+    return verify(source, path, checks=_SOURCE_CHECKS, **where)
 
 
 def _implements_fetch(cls: type[DataSource]) -> str | None:
     return "does not implement fetch()" if inspect.isabstract(cls) else None
+
+
+_SOURCE_CHECKS = (subclass_of(DataSource), _implements_fetch)
 
 
 def fetch_window(source: DataSource, pipeline: PipelineConfig, window: Window) -> pd.DataFrame:
