@@ -104,13 +104,19 @@ def _resampled(
     return np.concatenate(values)[:resamples]
 
 
-def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    """The central `confidence` interval of `values` (percentile bootstrap)."""
+def _interval(values: np.ndarray, confidence: float) -> dict[str, Any]:
+    """The fields both results share: the central `confidence` percentile interval of the
+    resampled `values`, the confidence and how many resamples it rests on."""
     import numpy as np
 
     alpha = 1.0 - confidence
     low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+    return {
+        "low": float(low),
+        "high": float(high),
+        "confidence": confidence,
+        "resamples": int(values.size),
+    }
 
 
 def _check_settings(resamples: int, confidence: float) -> None:
@@ -151,14 +157,10 @@ def paired_bootstrap(
         )
 
     all_diffs = _resampled(metric, y, diff, resamples, seed)
-    low, high = _percentiles(all_diffs, confidence)
     return BootstrapResult(
         metric=metric,
         observed_diff=float(observed),
-        low=low,
-        high=high,
-        confidence=confidence,
-        resamples=int(all_diffs.size),
+        **_interval(all_diffs, confidence),
         std_error=float(np.std(all_diffs, ddof=1)) if all_diffs.size > 1 else 0.0,
     )
 
@@ -197,15 +199,7 @@ def bootstrap_interval(
     y, p = checked_arrays(get_metric(metric).task, y_true, prediction)
     observed = metric_value(metric, y, p)
     all_values = _resampled(metric, y, lambda w: weighted_metric(metric, y, p, w), resamples, seed)
-    low, high = _percentiles(all_values, confidence)
-    return MetricInterval(
-        metric=metric,
-        value=float(observed),
-        low=low,
-        high=high,
-        confidence=confidence,
-        resamples=int(all_values.size),
-    )
+    return MetricInterval(metric=metric, value=float(observed), **_interval(all_values, confidence))
 
 
 # --------------------------------------------------------------------------- power

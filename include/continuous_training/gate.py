@@ -91,7 +91,7 @@ class GateContext:
 
     @property
     def too_few_per_class(self) -> bool:
-        return too_few_per_class(self.holdout_class_counts, self.gates)
+        return _short_of_a_class(self.holdout_class_counts, self.gates)
 
 
 ExtraCheck = Callable[[GateContext], CheckResult]
@@ -184,7 +184,7 @@ def _check_slices(ctx: GateContext) -> CheckResult:
     )
 
 
-def too_few_per_class(counts: dict[str, int] | None, gates: GatesConfig) -> bool:
+def _short_of_a_class(counts: dict[str, int] | None, gates: GatesConfig) -> bool:
     """Whether a class has fewer holdout rows than a decision may rest on."""
     return bool(counts) and min(counts.values()) < gates.min_holdout_per_class
 
@@ -322,7 +322,7 @@ def build_gate_context(
     champion = boot = None
     if pred_champion is not None:
         champion = compute_metrics(task, y_true, pred_champion)
-    if pred_champion is not None and not too_few_per_class(counts, gates):
+    if pred_champion is not None and not _short_of_a_class(counts, gates):
         cfg = gates.bootstrap
         boot = paired_bootstrap(
             gates.primary_metric,
@@ -391,5 +391,4 @@ __all__ = [
     "class_counts",
     "evaluate_gate",
     "measure_latency_ms_per_1k",
-    "too_few_per_class",
 ]

@@ -25,50 +25,46 @@ Check = Callable[[Any], "str | None"]
 
 
 def resolve(
-    path: str,
+    named: Any,
     *,
     key: str,
     error: type[BadInputError] = BadInputError,
     checks: tuple[Check, ...] = (),
     source_file: str | None = None,
 ) -> Any:
-    """The object `path` names, after `checks`; else `error` naming `key` and `path`.
+    """The object `named` names (an import path), or `named` itself, after `checks`.
 
-    `key` is the YAML key the path came from; `source_file`, when known, prefixes it.
+    A string is an import path; anything else is an object already in hand (a class given
+    to `check_source` directly) and is only checked. Errors are `error`, naming `key` (the
+    YAML key the path came from, after `source_file` when known) and the path.
     """
+    where = f"{source_file}: {key}" if source_file else key
+    if isinstance(named, str):
+        path, obj = named, _imported(named, where, error)
+    else:
+        path, obj = _path_of(named), named
+    for check in checks:
+        problem = check(obj)
+        if problem:
+            raise error(f"{where}: {path!r} {problem}")
+    return obj
+
+
+def _path_of(obj: Any) -> str:
+    """Where an object in hand would be imported from, for the error; else its repr."""
+    module, name = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    return f"{module}.{name}" if module and name else repr(obj)
+
+
+def _imported(path: str, where: str, error: type[BadInputError]) -> Any:
     module_name, _, attr = path.rpartition(".")
     try:
         if not module_name or not attr:
             raise ImportError("not a dotted import path like 'my_package.module.name'")
-        obj = getattr(importlib.import_module(module_name), attr)
+        return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError, ValueError) as exc:
         # from None: the message says all; the import machinery's traceback adds nothing
-        raise error(f"{_where(key, source_file)}: cannot import {path!r}: {exc}") from None
-    return verify(obj, path, key=key, error=error, checks=checks, source_file=source_file)
-
-
-def verify(
-    obj: Any,
-    path: str,
-    *,
-    key: str,
-    error: type[BadInputError] = BadInputError,
-    checks: tuple[Check, ...] = (),
-    source_file: str | None = None,
-) -> Any:
-    """`obj` (named `path`) if it passes `checks`; else `error` in the resolver's shape.
-
-    For an object already in hand, e.g. a class given to `check_source` directly.
-    """
-    for check in checks:
-        problem = check(obj)
-        if problem:
-            raise error(f"{_where(key, source_file)}: {path!r} {problem}")
-    return obj
-
-
-def _where(key: str, source_file: str | None) -> str:
-    return f"{source_file}: {key}" if source_file else key
+        raise error(f"{where}: cannot import {path!r}: {exc}") from None
 
 
 def is_callable(obj: Any) -> str | None:
@@ -87,4 +83,4 @@ def subclass_of(base: type) -> Check:
     return check
 
 
-__all__ = ["Check", "is_callable", "resolve", "subclass_of", "verify"]
+__all__ = ["Check", "is_callable", "resolve", "subclass_of"]

@@ -102,11 +102,11 @@ class _Scored:
 def _score_both(
     client: Any, pipeline: PipelineConfig, version: str, holdout: pd.DataFrame
 ) -> _Scored:
-    from continuous_training import gate
+    from continuous_training.gate import build_gate_context, measure_latency_ms_per_1k
 
     X, y = holdout[pipeline.features.all], holdout[pipeline.target].to_numpy()
     model, challenger = _score(client, pipeline.model_name, version, X, pipeline.task)
-    latency = gate.measure_latency_ms_per_1k(
+    latency = measure_latency_ms_per_1k(
         lambda frame: predict_scores(model, frame, pipeline.task), X.head(LATENCY_SAMPLE_ROWS)
     )
     champion_version = _baseline_version(client, pipeline, version)
@@ -117,7 +117,7 @@ def _score_both(
         )
     slices = pipeline.gates.slices
     started = time.perf_counter()
-    context = gate.build_gate_context(
+    context = build_gate_context(
         pipeline.gates,
         pipeline.task,
         y,

@@ -77,7 +77,7 @@ def check_source(
     cls = _source_class(source, config)
     name = cls.__name__
     raw = _fetch(_construct(cls, config, connection_uri), config, whole)
-    _check_columns(name, config, raw)
+    _check_has_pipeline_columns(name, config, raw)
     _check_times(name, config, raw)
     first = _canonical(cls, config, connection_uri, whole)
     if len(first) == 0:
@@ -139,7 +139,7 @@ def _fetch(instance: DataSource, config: PipelineConfig, window: Window) -> pd.D
     return df
 
 
-def _check_columns(name: str, config: PipelineConfig, df: pd.DataFrame) -> None:
+def _check_has_pipeline_columns(name: str, config: PipelineConfig, df: pd.DataFrame) -> None:
     missing = [c for c in config.columns if c not in df.columns]
     if missing:
         _fail(

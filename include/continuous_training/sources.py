@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from continuous_training import pii
 from continuous_training.errors import BadInputError
-from continuous_training.imports import resolve, subclass_of, verify
+from continuous_training.imports import resolve, subclass_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -154,20 +154,19 @@ def source_class(source: str | type, source_file: str | None = None) -> type[Dat
 
     SourceError names `source.kind` and the path when it is not a usable source.
     """
-    where = {"key": "source.kind", "error": SourceError, "source_file": source_file}
     if isinstance(source, str) and source in BUILTIN_SOURCES:
         return BUILTIN_SOURCES[source]
-    if isinstance(source, str):
-        return resolve(source, checks=_SOURCE_CHECKS, **where)
-    path = f"{source.__module__}.{source.__qualname__}"
-    return verify(source, path, checks=_SOURCE_CHECKS, **where)
+    return resolve(
+        source,
+        key="source.kind",
+        error=SourceError,
+        checks=(subclass_of(DataSource), _implements_fetch),
+        source_file=source_file,
+    )
 
 
 def _implements_fetch(cls: type[DataSource]) -> str | None:
     return "does not implement fetch()" if inspect.isabstract(cls) else None
-
-
-_SOURCE_CHECKS = (subclass_of(DataSource), _implements_fetch)
 
 
 def fetch_window(source: DataSource, pipeline: PipelineConfig, window: Window) -> pd.DataFrame:

@@ -63,6 +63,15 @@ def test_the_wrong_kind_of_object_names_key_path_and_problem(
     assert str(info.value).startswith(f"gates.extra_checks: {path!r} {problem}"), info.value
 
 
+def test_an_object_in_hand_is_checked_and_named_as_its_import_path() -> None:
+    assert resolve(Derived, key="k", checks=(subclass_of(Base),)) is Derived
+    with pytest.raises(BadInputError) as info:
+        resolve(Base, key="source.kind", checks=(subclass_of(Derived),), source_file="/p.yaml")
+    assert str(info.value).startswith(f"/p.yaml: source.kind: '{__name__}.Base' is not a subclass")
+    with pytest.raises(BadInputError, match=r"^k: '42' is not callable$"):
+        resolve(42, key="k", checks=(is_callable,))
+
+
 def test_the_first_failing_check_is_the_one_reported() -> None:
     calls: list[str] = []
 
