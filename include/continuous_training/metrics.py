@@ -67,7 +67,7 @@ class Metric:
 
     @property
     def better(self) -> str:
-        """ "higher" or "lower", as the card says which way is better."""
+        """Which way is better, as the card says it: "higher" or "lower"."""
         return "higher" if self.direction > 0 else "lower"
 
 
