@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
 from continuous_training.bootstrap import _resample_weights, paired_bootstrap
+from continuous_training.config import GatesConfig
 from continuous_training.metrics import (
+    METRICS,
     EvaluationError,
     compute_metrics,
     metric_direction,
+    metric_names,
     metric_value,
     weighted_metric,
 )
@@ -97,3 +102,14 @@ def test_vectorised_bootstrap_metrics_equal_sklearn_with_weights(metric: str) ->
     ours = weighted_metric(metric, y, pred, weights)
     theirs = [reference(y, pred, sample_weight=w) for w in weights]
     np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_the_config_knows_exactly_the_metrics_of_the_table() -> None:
+    assert metric_names("classification") + metric_names("regression") == list(METRICS)
+    for name in METRICS:
+        assert GatesConfig(primary_metric=name, floor=0.5).primary_metric == name
+    known = re.escape(f"unknown metric 'auc': use one of {sorted(METRICS)}")
+    with pytest.raises(ValueError, match=known):
+        GatesConfig(primary_metric="auc", floor=0.5)
+    with pytest.raises(EvaluationError, match="unknown task 'ranking'"):
+        metric_names("ranking")
