@@ -45,7 +45,7 @@ WARM_IMPORTS = "import airflow.sdk, evidently, great_expectations, mlflow, panda
 
 def in_process(pipeline_yaml: str, tracking_uri: str, window_end: str) -> dict[str, Any]:
     """Run the five steps as the operators do, in this process; return what they decided."""
-    from continuous_training import retraining, sources, storage, training, validation
+    from continuous_training import promotion, sources, storage, training, validation
     from continuous_training.config import load_pipeline
 
     config = load_pipeline(pipeline_yaml)
@@ -79,11 +79,11 @@ def in_process(pipeline_yaml: str, tracking_uri: str, window_end: str) -> dict[s
     candidate = training.train_candidate(config, snapshot, run, tracking_uri)
     step("train_candidate", started)
     started = time.perf_counter()
-    evaluated = retraining.evaluate_candidate(config, candidate, tracking_uri)
+    evaluated = promotion.evaluate_candidate(config, candidate, tracking_uri)
     step("evaluate_vs_champion", started)
     started = time.perf_counter()
-    outcome = retraining.promote_candidate(
-        config, evaluated, retraining.RunOptions(), run, tracking_uri
+    outcome = promotion.promote_candidate(
+        config, evaluated, promotion.RunOptions(), run, tracking_uri
     )
     step("promote", started)
     return {"rows": snapshot["rows"], "decision": outcome["decision"], "steps": steps}

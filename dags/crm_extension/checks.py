@@ -7,7 +7,7 @@ fails the gate (nothing is promoted) and the error is recorded as the check's de
 
 from __future__ import annotations
 
-from continuous_training.evaluation import CheckResult, GateContext
+from continuous_training.gate import CheckResult, GateContext
 
 # --8<-- [start:check]
 MIN_HOLDOUT_ROWS = 1000

@@ -17,27 +17,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from continuous_training.errors import BadInputError
+from continuous_training.metrics import METRICS, metric_names
 
 DEFAULT_PIPELINES_DIR = Path(__file__).resolve().parents[1] / "pipelines"
 
-HIGHER_IS_BETTER = {"roc_auc", "average_precision", "accuracy", "f1", "r2"}
-LOWER_IS_BETTER = {"log_loss", "brier", "rmse", "mae"}
-CLASSIFICATION_METRICS = {"roc_auc", "average_precision", "accuracy", "f1", "log_loss", "brier"}
-REGRESSION_METRICS = {"rmse", "mae", "r2"}
-# Where each metric lives: a floor outside it, or a min_improvement as wide as it, can never
-# be met, and every run would "succeed" without ever promoting.
-INF = float("inf")
-METRIC_RANGES: dict[str, tuple[float, float]] = {
-    "roc_auc": (0.0, 1.0),
-    "average_precision": (0.0, 1.0),
-    "accuracy": (0.0, 1.0),
-    "f1": (0.0, 1.0),
-    "brier": (0.0, 1.0),
-    "log_loss": (0.0, INF),
-    "rmse": (0.0, INF),
-    "mae": (0.0, INF),
-    "r2": (-INF, 1.0),
-}
 # The trigger form's maximum for the training window; the YAML may not exceed it either.
 MAX_WINDOW_DAYS = 3650
 # Airflow's schedule presets (cron strings are checked by croniter, as Airflow does).
@@ -449,7 +432,7 @@ class GatesConfig(_Strict):
     floor: float
     min_improvement: float = 0.0
     # Classification: a holdout with fewer rows of either class says nothing about the
-    # metric, so the gate never decides for a candidate on it (see evaluation.check_classes).
+    # metric, so the gate never decides for a candidate on it (see gate._check_classes).
     min_holdout_per_class: int = Field(30, ge=1)
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
     guardrails: dict[str, GuardrailConfig] = Field(default_factory=dict)
@@ -477,17 +460,16 @@ class GatesConfig(_Strict):
 
     @model_validator(mode="after")
     def _known_metrics(self) -> GatesConfig:
-        known = HIGHER_IS_BETTER | LOWER_IS_BETTER
         for key, metric in _metric_keys(self):
-            if metric not in known:
-                raise ValueError(f"{key}: unknown metric {metric!r}: use one of {sorted(known)}")
+            if metric not in METRICS:
+                raise ValueError(f"{key}: unknown metric {metric!r}: use one of {sorted(METRICS)}")
         self._reachable()
         return self
 
     def _reachable(self) -> None:
         """Thresholds a candidate can meet: else every run rejects and still "succeeds"."""
         metric = self.primary_metric
-        low, high = METRIC_RANGES[metric]
+        low, high = METRICS[metric].bounds
         if not low <= self.floor <= high:
             raise ValueError(
                 f"gates.floor: {self.floor:g} is outside the range of {metric} "
@@ -500,14 +482,14 @@ class GatesConfig(_Strict):
                 f"{metric} (values in [{low:g}, {high:g}]): no candidate can ever pass"
             )
         for guarded, guard in self.guardrails.items():
-            g_low, g_high = METRIC_RANGES[guarded]
+            g_low, g_high = METRICS[guarded].bounds
             if guard.tolerance > g_high - g_low:
                 raise ValueError(
                     f"gates.guardrails.{guarded}.tolerance: {guard.tolerance:g} is wider than "
                     f"the range of {guarded} [{g_low:g}, {g_high:g}]: it could never fail"
                 )
         if self.slices is not None:
-            s_low, s_high = METRIC_RANGES[self.slice_metric]
+            s_low, s_high = METRICS[self.slice_metric].bounds
             if self.slices.tolerance >= s_high - s_low:
                 raise ValueError(
                     f"gates.slices.tolerance: {self.slices.tolerance:g} is as wide as the range "
@@ -703,7 +685,7 @@ class PipelineConfig(_Strict):
                 "expectations.columns names columns that are not in the pipeline: "
                 f"{sorted(unknown)}"
             )
-        allowed = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
+        allowed = metric_names(self.task)
         for key, metric in _metric_keys(self.gates):
             if metric not in allowed:
                 raise ValueError(f"{key}: metric {metric!r} does not apply to a {self.task} task")

@@ -2,7 +2,7 @@
 
 scikit-learn's `permutation_importance` on the registered pipelines (raw feature columns in,
 so a categorical feature is permuted as one column), scored with the primary metric as this
-project defines it (`evaluation.metric_value`), signed so that a positive importance always
+project defines it (`metrics.metric_value`), signed so that a positive importance always
 means "shuffling this feature makes the model worse". Rows are a seeded sample of at most
 `gates.explanations.max_rows`, so the cost is bounded whatever the holdout's size.
 
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from continuous_training.evaluation import EvaluationError, metric_direction, metric_value
+from continuous_training.metrics import EvaluationError, metric_direction, metric_value
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -59,11 +59,11 @@ def observations(
     labels were complete, or monitoring did not run since) holds only the labels that came
     first, which are not a fair sample of the date's rows.
     """
-    from continuous_training import evaluation
+    from continuous_training.metrics import metric_direction
 
     assert pipeline.labels is not None
     metric = pipeline.gates.primary_metric
-    direction = evaluation.metric_direction(metric)
+    direction = metric_direction(metric)
     settle = timedelta(days=pipeline.labels.delay_days)
     score = "probability" if pipeline.task == "classification" else "prediction"
     found = []
@@ -98,17 +98,15 @@ class _PairKey:
 @functools.lru_cache(maxsize=4096)
 def _paired_difference(pair: _PairKey) -> tuple[int, float | None]:
     """(rows, challenger minus champion) on the date's rows of the pair; None: not computable."""
-    from continuous_training import evaluation
+    from continuous_training.metrics import EvaluationError, metric_value
 
     rows = _pair_rows(pair.uri, pair.champion, pair.challenger, pair.score)
     if rows is None or rows.empty:
         return 0, None
     try:
-        champ = evaluation.metric_value(pair.metric, rows["label"], rows[pair.score])
-        chall = evaluation.metric_value(
-            pair.metric, rows["label"], rows[f"challenger_{pair.score}"]
-        )
-    except evaluation.EvaluationError as exc:
+        champ = metric_value(pair.metric, rows["label"], rows[pair.score])
+        chall = metric_value(pair.metric, rows["label"], rows[f"challenger_{pair.score}"])
+    except EvaluationError as exc:
         log.info("%s: no observation (%s)", pair.uri, exc)
         return len(rows), None
     return len(rows), chall - champ
@@ -279,12 +277,8 @@ def _write_record(
     """The decision record and model card of the version gain the live evidence and outcome."""
     import mlflow
 
-    from continuous_training.retraining import (
-        CARD_PATH,
-        FINAL_HEADING,
-        RECORD_PATH,
-        with_final_section,
-    )
+    from continuous_training.model_card import FINAL_HEADING, with_final_section
+    from continuous_training.promotion import CARD_PATH, RECORD_PATH
 
     run_id = client.get_model_version(name, version).run_id
     record = mlflow.artifacts.load_dict(f"runs:/{run_id}/{RECORD_PATH}")

@@ -123,16 +123,17 @@ def _interval(
     pipeline: PipelineConfig, metric: str, y: np.ndarray, p: np.ndarray, seed: int
 ) -> dict[str, Any]:
     """The metric with its percentile bootstrap interval, or null with the reason."""
-    from continuous_training import evaluation
+    from continuous_training.bootstrap import bootstrap_interval
+    from continuous_training.metrics import EvaluationError
 
     if len(y) == 0:
         return _null(metric, "no labelled rows")
     cfg = pipeline.gates.bootstrap
     try:
-        result = evaluation.bootstrap_interval(
+        result = bootstrap_interval(
             metric, y, p, resamples=cfg.resamples, confidence=cfg.confidence, seed=seed
         )
-    except evaluation.EvaluationError as exc:
+    except EvaluationError as exc:
         return _null(metric, str(exc))
     return {"value": result.value, "low": result.low, "high": result.high, "reason": None}
 
@@ -141,14 +142,15 @@ def _paired(
     pipeline: PipelineConfig, y: np.ndarray, challenger: np.ndarray, champion: np.ndarray, seed: int
 ) -> dict[str, Any]:
     """Challenger minus champion on the primary metric (positive = challenger better)."""
-    from continuous_training import evaluation
+    from continuous_training.bootstrap import paired_bootstrap
+    from continuous_training.metrics import EvaluationError
 
     metric = pipeline.gates.primary_metric
     if len(y) == 0:
         return {"metric": metric, **_null(metric, "no labelled rows")}
     cfg = pipeline.gates.bootstrap
     try:
-        boot = evaluation.paired_bootstrap(
+        boot = paired_bootstrap(
             metric,
             y,
             challenger,
@@ -157,7 +159,7 @@ def _paired(
             confidence=cfg.confidence,
             seed=seed,
         )
-    except evaluation.EvaluationError as exc:
+    except EvaluationError as exc:
         return {"metric": metric, **_null(metric, str(exc))}
     return {
         "metric": metric,
@@ -662,7 +664,8 @@ def check_decay(
     """
     import numpy as np
 
-    from continuous_training import evaluation
+    from continuous_training.bootstrap import bootstrap_interval
+    from continuous_training.metrics import EvaluationError, metric_direction
 
     as_of = _utc(as_of)
     version = str(champion_version)
@@ -707,7 +710,7 @@ def check_decay(
         return {"decayed": False, "reason": reason, "extra": extra}
     cfg = pipeline.gates.bootstrap
     try:
-        result = evaluation.bootstrap_interval(
+        result = bootstrap_interval(
             metric,
             y,
             p,
@@ -715,7 +718,7 @@ def check_decay(
             confidence=cfg.confidence,
             seed=_seed(cfg.seed, as_of.isoformat(), version),
         )
-    except evaluation.EvaluationError as exc:
+    except EvaluationError as exc:
         return {
             "decayed": False,
             "reason": f"realized {metric} of version {version} cannot be computed: {exc}",
@@ -733,7 +736,7 @@ def check_decay(
             "reason": f"{realized}; no expected {metric} is recorded for version {version}",
             "extra": extra,
         }
-    if evaluation.metric_direction(metric) > 0:
+    if metric_direction(metric) > 0:
         bound = expected - mon.tolerance
         decayed = result.high < bound
         side = "below" if decayed else "not entirely below"

@@ -31,6 +31,7 @@ from continuous_training.config import PipelineConfig, SearchConfig, SearchParam
 from continuous_training.training import (
     TrainingError,
     build_model,
+    estimator_class,
     fit,
     import_estimator,
     predict_scores,
@@ -100,13 +101,6 @@ class SearchResult:
 # --------------------------------------------------------------------------- checks
 
 
-def _estimator_class(pipeline: PipelineConfig) -> Any:
-    import importlib
-
-    module_name, _, class_name = pipeline.model.estimator.rpartition(".")
-    return getattr(importlib.import_module(module_name), class_name)
-
-
 def _accepted_params(cls: Any) -> set[str] | None:
     try:
         parameters = inspect.signature(cls).parameters.values()
@@ -135,7 +129,7 @@ def check_search(pipeline: PipelineConfig) -> None:
     if search is None:
         return
     path = pipeline.model.estimator
-    cls = _estimator_class(pipeline)
+    cls = estimator_class(pipeline.model.estimator)
     accepted = _accepted_params(cls)
     for name, spec in search.space.items():
         if accepted is not None and name not in accepted:
@@ -158,7 +152,7 @@ def check_search(pipeline: PipelineConfig) -> None:
 def _iteration_param(pipeline: PipelineConfig, accepted: set[str] | None = None) -> str:
     """The parameter a staged (prunable) fit grows: the estimator needs it and warm_start."""
     if accepted is None:
-        accepted = _accepted_params(_estimator_class(pipeline)) or set()
+        accepted = _accepted_params(estimator_class(pipeline.model.estimator)) or set()
     found = [name for name in ITERATION_PARAMS if name in accepted]
     if "warm_start" not in accepted or not found:
         raise TrainingError(
@@ -206,7 +200,7 @@ def _config(pipeline: PipelineConfig) -> SearchConfig:
 
 
 def _direction(metric: str) -> str:
-    from continuous_training.evaluation import metric_direction
+    from continuous_training.metrics import metric_direction
 
     return "maximize" if metric_direction(metric) > 0 else "minimize"
 
@@ -259,7 +253,7 @@ def _pruner(search: SearchConfig) -> Any:
 
 
 def _score(pipeline: PipelineConfig, model: Any, part: pd.DataFrame) -> float:
-    from continuous_training.evaluation import metric_value
+    from continuous_training.metrics import metric_value
 
     scores = predict_scores(model, part[pipeline.features.all], pipeline.task)
     return metric_value(pipeline.gates.primary_metric, part[pipeline.target].to_numpy(), scores)

@@ -3,7 +3,7 @@
 A slice is one group of one column of the holdout (`gates.slices.columns`). Per-group
 metrics of each model come from fairlearn's `MetricFrame`; the per-slice decision rests on
 the same paired bootstrap as the overall gate, run on the slice's rows. The gate's
-`slices` check (evaluation.py) only reads the `SliceReport` built here.
+`slices` check (gate.py) only reads the `SliceReport` built here.
 
 No Airflow, no MLflow; numpy, pandas and fairlearn are imported inside the functions.
 """
@@ -13,12 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from continuous_training.evaluation import (
-    EvaluationError,
-    metric_direction,
-    metric_value,
-    paired_bootstrap,
-)
+from continuous_training.bootstrap import paired_bootstrap
+from continuous_training.metrics import EvaluationError, metric_direction, metric_value
 
 if TYPE_CHECKING:
     import numpy as np

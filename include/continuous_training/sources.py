@@ -20,7 +20,6 @@ this module costs nothing at DAG-parse time.
 from __future__ import annotations
 
 import abc
-import importlib
 import inspect
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from continuous_training import pii
 from continuous_training.errors import BadInputError
+from continuous_training.imports import resolve, subclass_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -124,6 +124,9 @@ class DataSource(abc.ABC):
     You do not need to sort, convert times to UTC or trim rows at the window edges:
     `fetch_window` does that for every source. Column validation happens in a
     separate Great Expectations step, so return the data as it is.
+
+    `continuous_training.source_checks.check_source` runs a source the way the pipeline
+    does and says what in this contract it breaks.
     """
 
     def __init__(self, pipeline: PipelineConfig, *, connection_uri: str | None = None) -> None:
@@ -142,26 +145,28 @@ class DataSource(abc.ABC):
 
 def make_source(pipeline: PipelineConfig, *, connection_uri: str | None = None) -> DataSource:
     """Instantiate the source named by `source.kind`: a builtin or an import path."""
-    kind = pipeline.source.kind
-    cls = BUILTIN_SOURCES.get(kind) or _import_source(kind, pipeline.source_file)
+    cls = source_class(pipeline.source.kind, pipeline.source_file)
     return cls(pipeline, connection_uri=connection_uri)
 
 
-def _import_source(path: str, source_file: str | None) -> type[DataSource]:
-    where = f"{source_file}: " if source_file else ""
-    module_name, _, attr = path.rpartition(".")
-    try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise SourceError(f"{where}source.kind: cannot import {path!r}: {exc}") from exc
-    if not (isinstance(obj, type) and issubclass(obj, DataSource)):
-        raise SourceError(
-            f"{where}source.kind: {path!r} is not a subclass of "
-            "continuous_training.sources.DataSource"
-        )
-    if inspect.isabstract(obj):
-        raise SourceError(f"{where}source.kind: {path!r} does not implement fetch()")
-    return obj
+def source_class(source: str | type, source_file: str | None = None) -> type[DataSource]:
+    """The `DataSource` subclass `source` names (a builtin kind or an import path) or is.
+
+    SourceError names `source.kind` and the path when it is not a usable source.
+    """
+    if isinstance(source, str) and source in BUILTIN_SOURCES:
+        return BUILTIN_SOURCES[source]
+    return resolve(
+        source,
+        key="source.kind",
+        error=SourceError,
+        checks=(subclass_of(DataSource), _implements_fetch),
+        source_file=source_file,
+    )
+
+
+def _implements_fetch(cls: type[DataSource]) -> str | None:
+    return "does not implement fetch()" if inspect.isabstract(cls) else None
 
 
 def fetch_window(source: DataSource, pipeline: PipelineConfig, window: Window) -> pd.DataFrame:

@@ -6,7 +6,6 @@ feature columns, exactly as batch inference will hand them over.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import subprocess
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from continuous_training import model_digest, registry, storage
 from continuous_training.config import PipelineConfig
 from continuous_training.errors import BadInputError
+from continuous_training.imports import is_callable, resolve
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -123,17 +123,18 @@ def _class_list(classes: Any) -> str:
     return ", ".join(repr(c.item() if hasattr(c, "item") else c) for c in classes) or "only nulls"
 
 
+def estimator_class(path: str) -> Any:
+    """The class `model.estimator` names; TrainingError if it cannot be imported."""
+    return resolve(path, key="model.estimator", error=TrainingError, checks=(is_callable,))
+
+
 def import_estimator(path: str, params: dict[str, Any], task: str | None = None) -> Any:
     """The estimator `path(**params)`, checked as far as it can be without data.
 
     With `task`, it must also be able to serve that task: a classifier is scored with
     `predict_proba`, so one without it (e.g. a regressor) is refused here, not after fitting.
     """
-    module_name, _, class_name = path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise TrainingError(f"model.estimator: cannot import {path!r}: {exc}") from None
+    cls = estimator_class(path)
     params = _seeded(cls, params)
     try:
         estimator = cls(**params)
@@ -452,7 +453,7 @@ def _log_training(
 ) -> None:
     import mlflow
 
-    from continuous_training.evaluation import compute_metrics
+    from continuous_training.metrics import compute_metrics
 
     mlflow.log_params(
         {

@@ -156,7 +156,7 @@ def test_yaml_alone_and_the_custom_operator_give_the_same_snapshot(crm_db: Path)
 
 
 def test_extra_check_passes_and_fails_on_holdout_size(user_code: None) -> None:
-    from continuous_training.evaluation import GateContext, evaluate_gate
+    from continuous_training.gate import GateContext, evaluate_gate
     from crm_extension.checks import MIN_HOLDOUT_ROWS
 
     gates = crm_config().gates

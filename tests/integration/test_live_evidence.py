@@ -25,7 +25,8 @@ from scipy import stats
 
 from continuous_training import live_evidence, registry
 from continuous_training.config import find_pipeline
-from continuous_training.retraining import CARD_PATH, RECORD_PATH, with_final_section
+from continuous_training.model_card import with_final_section
+from continuous_training.promotion import CARD_PATH, RECORD_PATH
 from tests.environment import SESSION_DIR
 from tests.integration.dag_runs import (
     champion,

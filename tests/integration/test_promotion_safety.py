@@ -30,8 +30,8 @@ def test_promotion_refused_when_the_champion_moved_since_evaluation(
     client, mlflow_server: str
 ) -> None:
     from continuous_training.config import find_pipeline
+    from continuous_training.promotion import RunOptions, promote_candidate
     from continuous_training.registry import ChampionChangedError
-    from continuous_training.retraining import RunOptions, promote_candidate
     from continuous_training.training import RunInfo
 
     write_pipeline("churn_cas")
@@ -87,7 +87,7 @@ def test_a_winner_judged_against_a_stale_champion_is_judged_again(
     client, mlflow_server: str
 ) -> None:
     from continuous_training.config import find_pipeline
-    from continuous_training.retraining import RunOptions, promote_candidate
+    from continuous_training.promotion import RunOptions, promote_candidate
     from continuous_training.training import RunInfo
 
     write_pipeline("churn_reeval")

@@ -10,8 +10,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from continuous_training import registry
 from continuous_training.config import ConfigError
 from continuous_training.errors import BadInputError, is_bad_input
-from continuous_training.evaluation import EvaluationError
 from continuous_training.inference import PartitionError
+from continuous_training.metrics import EvaluationError
 from continuous_training.model_digest import ModelDigestError
 from continuous_training.operators import PipelineOperator
 from continuous_training.operators.inference import ScorePartition

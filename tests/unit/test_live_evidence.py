@@ -221,7 +221,7 @@ def test_no_monitoring_folder_no_observations(regression) -> None:
 
 
 def test_card_keeps_the_evaluation_then_evidence_then_final_decision() -> None:
-    from continuous_training.retraining import with_final_section
+    from continuous_training.model_card import with_final_section
 
     rejected = {
         "decision": "rejected",

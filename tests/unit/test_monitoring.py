@@ -398,18 +398,3 @@ def test_expected_metric_is_the_holdout_metric_of_the_versions_run(
     other = client.create_run(run.info.experiment_id)  # a run that logged no evaluation
     bare = client.create_model_version(name, other.info.artifact_uri, run_id=other.info.run_id)
     assert monitoring.expected_metric(client, pipeline, bare.version) is None
-
-
-def test_bootstrap_interval_of_one_metric_is_deterministic_and_brackets_it() -> None:
-    from continuous_training import evaluation
-
-    rng = np.random.default_rng(3)
-    y = rng.integers(0, 2, 500)
-    p = np.clip(y * 0.3 + rng.random(500) * 0.7, 0, 1)
-    first = evaluation.bootstrap_interval("roc_auc", y, p, resamples=300, seed=5)
-    again = evaluation.bootstrap_interval("roc_auc", y, p, resamples=300, seed=5)
-    assert first == again and first.resamples == 300
-    assert first.value == pytest.approx(skm.roc_auc_score(y, p))
-    assert first.low < first.value < first.high
-    loss = evaluation.bootstrap_interval("log_loss", y, p, resamples=300, seed=5)
-    assert loss.low < skm.log_loss(y, p) < loss.high

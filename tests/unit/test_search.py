@@ -18,7 +18,7 @@ import pytest
 
 from continuous_training import search
 from continuous_training.config import ConfigError, PipelineConfig, parse_pipeline
-from continuous_training.evaluation import compute_metrics
+from continuous_training.metrics import compute_metrics
 from continuous_training.training import TrainingError, build_model, check_model, predict_scores
 
 MakeConfig = Callable[..., PipelineConfig]
@@ -332,7 +332,8 @@ def test_the_history_plot_is_a_png(make_config: MakeConfig, tmp_path: Any) -> No
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_the_card_shows_the_search(make_config: MakeConfig, task: str) -> None:
-    from continuous_training.evaluation import build_gate_context, evaluate_gate, render_model_card
+    from continuous_training.gate import build_gate_context, evaluate_gate
+    from continuous_training.model_card import render_model_card
 
     overrides: dict[str, Any] = {}
     estimator = TREE

@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from continuous_training.config import ConfigError, GatesConfig, PipelineConfig, parse_pipeline
-from continuous_training.evaluation import build_gate_context, evaluate_gate, render_model_card
 from continuous_training.explanations import explain, plot_importance
+from continuous_training.gate import build_gate_context, evaluate_gate
+from continuous_training.model_card import render_model_card
 from continuous_training.slices import MISSING, compute_slices
 
 REPO = Path(__file__).resolve().parents[2]
@@ -223,7 +224,7 @@ def test_sensitive_columns_may_differ_from_the_guarded_ones() -> None:
 
 
 def test_a_missing_slice_column_is_an_error() -> None:
-    from continuous_training.evaluation import EvaluationError
+    from continuous_training.metrics import EvaluationError
 
     h = _holdout()
     with pytest.raises(EvaluationError, match="no column"):

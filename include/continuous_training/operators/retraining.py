@@ -22,7 +22,7 @@ from continuous_training.operators.links import MLflowRunLink
 
 def run_options(context: Any) -> Any:
     """The trigger-form params as a checked RunOptions; bad combinations fail the task."""
-    from continuous_training.retraining import RunOptions
+    from continuous_training.promotion import RunOptions
 
     params = context.get("params") or {}
     return RunOptions(
@@ -167,7 +167,7 @@ class EvaluateAgainstChampion(PipelineOperator):
         self.candidate = candidate
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from continuous_training.retraining import evaluate_candidate
+        from continuous_training.promotion import evaluate_candidate
 
         evaluated = evaluate_candidate(self.config(context), self.candidate, self.tracking_uri())
         self.log.info("gate %s", evaluated["gate_reason"])
@@ -185,7 +185,7 @@ class Promote(PipelineOperator):
         self.trigger = trigger
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from continuous_training.retraining import promote_candidate
+        from continuous_training.promotion import promote_candidate
 
         # A re-evaluation (the champion moved) loads models too: changed files do not heal.
         outcome = promote_candidate(

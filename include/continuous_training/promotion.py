@@ -1,8 +1,9 @@
 """The evaluate and promote steps of a retrain, as plain functions over MLflow.
 
-`evaluation` holds the statistics and the gate; this module loads both models, runs
-them on the one holdout the candidate was trained beside, writes the evidence to
-MLflow and turns the gate into a recorded decision.
+`metrics`, `bootstrap` and `gate` hold the statistics and the decision rule; this module
+loads both models, runs them on the one holdout the candidate was trained beside, writes
+the evidence (decision record, model card, plots) to MLflow and turns the gate into a
+recorded decision.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from continuous_training import model_digest, registry, storage
+from continuous_training import model_card, model_digest, registry, storage
 from continuous_training.config import ConfigError, PipelineConfig
 from continuous_training.errors import BadInputError
 from continuous_training.training import RunInfo, predict_scores
@@ -30,7 +31,6 @@ LATENCY_SAMPLE_ROWS = 5_000
 MAX_REEVALUATIONS = 3
 RECORD_PATH = "evaluation/decision_record.json"
 CARD_PATH = "evaluation/model_card.md"
-FINAL_HEADING = "## Final decision"
 
 
 class EvaluationInputError(BadInputError):
@@ -93,7 +93,7 @@ class _Scored:
     challenger: Any
     champion: Any | None
     champion_version: str | None
-    context: Any  # evaluation.GateContext
+    context: Any  # gate.GateContext
     X: Any = None  # the holdout's feature columns
     challenger_model: Any = None
     champion_model: Any = None
@@ -102,11 +102,11 @@ class _Scored:
 def _score_both(
     client: Any, pipeline: PipelineConfig, version: str, holdout: pd.DataFrame
 ) -> _Scored:
-    from continuous_training import evaluation
+    from continuous_training.gate import build_gate_context, measure_latency_ms_per_1k
 
     X, y = holdout[pipeline.features.all], holdout[pipeline.target].to_numpy()
     model, challenger = _score(client, pipeline.model_name, version, X, pipeline.task)
-    latency = evaluation.measure_latency_ms_per_1k(
+    latency = measure_latency_ms_per_1k(
         lambda frame: predict_scores(model, frame, pipeline.task), X.head(LATENCY_SAMPLE_ROWS)
     )
     champion_version = _baseline_version(client, pipeline, version)
@@ -117,7 +117,7 @@ def _score_both(
         )
     slices = pipeline.gates.slices
     started = time.perf_counter()
-    context = evaluation.build_gate_context(
+    context = build_gate_context(
         pipeline.gates,
         pipeline.task,
         y,
@@ -136,7 +136,8 @@ def _score_both(
 
 def _explain(pipeline: PipelineConfig, scored: _Scored) -> Any:
     """Permutation importance of both models, or why it could not be computed; None: off."""
-    from continuous_training import evaluation, explanations
+    from continuous_training import explanations
+    from continuous_training.metrics import EvaluationError
 
     config = pipeline.gates.explanations
     if not config.enabled:
@@ -152,7 +153,7 @@ def _explain(pipeline: PipelineConfig, scored: _Scored) -> Any:
             challenger_model=scored.challenger_model,
             champion_model=scored.champion_model,
         )
-    except evaluation.EvaluationError as exc:
+    except EvaluationError as exc:
         # evidence for the card only: a sample it cannot be computed on never decides
         log.warning("permutation importance not computed: %s", exc)
         return str(exc)
@@ -176,27 +177,31 @@ def evaluate_candidate(
     pipeline: PipelineConfig, candidate: dict[str, Any], tracking_uri: str
 ) -> dict[str, Any]:
     """Score challenger and champion on the same holdout, apply the gate, log the evidence."""
-    from continuous_training import evaluation, live_evidence
+    from continuous_training import live_evidence
+    from continuous_training.bootstrap import power_statement
+    from continuous_training.gate import evaluate_gate
+    from continuous_training.metrics import EvaluationError
+    from continuous_training.model_card import render_model_card
 
     client = registry.make_client(tracking_uri)
     holdout = _load_holdout(candidate)
     version = candidate["model_version"]
     try:
         scored = _score_both(client, pipeline, version, holdout)
-    except evaluation.EvaluationError as exc:
-        raise evaluation.EvaluationError(
+    except EvaluationError as exc:
+        raise EvaluationError(
             f"holdout {candidate['holdout']['uri']} (target {pipeline.target!r}, features "
             f"{pipeline.features.all}): {exc}"
         ) from exc
     ctx = scored.context
-    gate = evaluation.evaluate_gate(ctx)
+    gate = evaluate_gate(ctx)
     explained = _explain(pipeline, scored)
     for check in gate.checks:
         if check.detail.startswith("WARNING"):
             log.warning("%s: %s", check.name, check.detail)
     # say out loud what this holdout could have detected, so a rejection of a small real
     # gain reads as "too little data", not as "no better"
-    power = evaluation.power_statement(
+    power = power_statement(
         ctx.bootstrap, pipeline.gates, has_champion=scored.champion_version is not None
     )
     (log.warning if power.warning else log.info)("%s", power.text)
@@ -233,7 +238,7 @@ def evaluate_candidate(
         else explained.to_dict(),
         "final": None,
     }
-    card = evaluation.render_model_card(
+    card = render_model_card(
         pipeline=pipeline,
         model_name=pipeline.model_name,
         challenger_version=version,
@@ -291,15 +296,14 @@ def _log_evidence(
 ) -> None:
     import mlflow
 
-    from continuous_training import evaluation, explanations
+    from continuous_training import explanations
+    from continuous_training.plots import plot_comparison
 
     with mlflow.start_run(run_id=candidate["mlflow_run_id"]), tempfile.TemporaryDirectory() as tmp:
         mlflow.log_dict(record, RECORD_PATH)
         mlflow.log_text(card, CARD_PATH)
         plot = Path(tmp) / "comparison.png"
-        evaluation.plot_comparison(
-            pipeline.task, scored.y, scored.challenger, scored.champion, plot
-        )
+        plot_comparison(pipeline.task, scored.y, scored.challenger, scored.champion, plot)
         mlflow.log_artifact(str(plot), artifact_path="evaluation")
         if isinstance(explained, explanations.Explanations):
             importance = Path(tmp) / Path(explanations.PLOT_PATH).name
@@ -309,20 +313,6 @@ def _log_evidence(
         if record["champion"]:
             metrics |= {f"eval_champion_{k}": v for k, v in record["champion"]["metrics"].items()}
         mlflow.log_metrics(metrics)
-
-
-def with_final_section(card: str, final: dict[str, Any]) -> str:
-    """The card as evaluated, plus what was finally done (a retry replaces, never repeats)."""
-    body = card.split(FINAL_HEADING)[0].rstrip()
-    lines = [
-        FINAL_HEADING,
-        f"- decision: **{final['decision']}**" + (" (dry run)" if final["dry_run"] else ""),
-        f"- reason: {final['reason']}",
-        f"- trigger: {final['trigger']}; Airflow run `{final['airflow_run_id']}`",
-    ]
-    if final["promoted"]:
-        lines.append(f"- replaced champion version: {final['replaced_version'] or 'none'}")
-    return body + "\n\n" + "\n".join(lines) + "\n"
 
 
 def decide(evaluated: dict[str, Any], options: RunOptions, run: RunInfo) -> registry.Decision:
@@ -407,7 +397,7 @@ def promote_candidate(
     card = mlflow.artifacts.load_text(f"runs:/{run_id}/{CARD_PATH}")
     with mlflow.start_run(run_id=run_id):
         mlflow.log_dict({**record, "final": final}, RECORD_PATH)
-        mlflow.log_text(with_final_section(card, final), CARD_PATH)
+        mlflow.log_text(model_card.with_final_section(card, final), CARD_PATH)
         mlflow.set_tags({registry.TAG_DECISION: decision.decision})
     champion = registry.alias_version(client, pipeline.model_name, registry.CHAMPION)
     return {**final, "model_version": evaluated["model_version"], "champion_version": champion}
