@@ -60,8 +60,8 @@ class DataPart(TypedDict):
     window: list[str | None]  # [start, end] ISO; start None when the snapshot had none
 
 
-class Candidate(TypedDict):
-    """train_candidate -> evaluate_vs_champion: the registered version and its split."""
+class RegisteredCandidate(TypedDict):
+    """A candidate version and the MLflow run that logged it (linked from the task)."""
 
     model_name: str
     model_version: str
@@ -69,20 +69,19 @@ class Candidate(TypedDict):
     experiment_id: str
     mlflow_run_url: str
     tracking_uri: str
+
+
+class Candidate(RegisteredCandidate):
+    """train_candidate -> evaluate_vs_champion: the registered version and its split."""
+
     train: DataPart
     holdout: DataPart
     search: NotRequired[dict[str, Any]]  # with model.search: the model card's Search section
 
 
-class Evaluation(TypedDict):
+class Evaluation(RegisteredCandidate):
     """evaluate_vs_champion -> promote: the gate's verdict on the candidate vs the champion."""
 
-    model_name: str
-    model_version: str
-    mlflow_run_id: str
-    experiment_id: str
-    mlflow_run_url: str
-    tracking_uri: str
     train_sha256: str
     holdout_sha256: str
     champion_version: str | None

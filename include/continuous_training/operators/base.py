@@ -135,7 +135,7 @@ def trigger_of(context: Any, default: str) -> str:
     """`schedule` for cron runs, `drift`/`performance` for asset events, `manual` for a person."""
     if default in ASSET_TRIGGERS:
         return default
-    run_type = getattr(context["dag_run"], "run_type", None)
+    run_type = getattr(context.get("dag_run"), "run_type", None)
     if str(getattr(run_type, "value", run_type)).lower() == "manual":
         return "manual"
     return default
@@ -207,7 +207,7 @@ class PipelineOperator(BaseOperator):
 
     def source_uri(self, source: Any, *, sqlalchemy: bool = True) -> str | None:
         """The URI of the connection a source config names (`conn_id`), or None without one."""
-        conn_id = getattr(source, "conn_id", None) if source is not None else None
+        conn_id = getattr(source, "conn_id", None)
         return connection_uri(conn_id, sqlalchemy=sqlalchemy) if conn_id else None
 
     def emit(self, context: Mapping[str, Any], extra: Mapping[str, Any]) -> None:

@@ -42,7 +42,8 @@ def run_options(context: Any) -> Any:
 
 
 def run_info(context: Any, trigger: str, end: datetime, drift_episode: str | None = None) -> Any:
-    """The RunInfo that `train_candidate` and `promote` record, from an Airflow context."""
+    """The RunInfo that `train_candidate` and `promote` record, for a caller with an Airflow
+    context but no operator; the operators build a `RunContext` and the step does this."""
     from continuous_training.steps import retraining as steps
 
     ctx = RunContext(

@@ -26,7 +26,6 @@ from continuous_training.contracts import (
     Published,
     RunContext,
     ScoredPart,
-    ShadowSummary,
 )
 from continuous_training.errors import StepSkipped
 from continuous_training.sources import Window
@@ -200,7 +199,7 @@ def predictions_event(published: Mapping[str, Any]) -> PredictionsEventExtra:
 
 
 def _log_batch_run(
-    ctx: RunContext, run_id: str, rows: int, shadow: dict[str, Any] | ShadowSummary | None
+    ctx: RunContext, run_id: str, rows: int, shadow: Mapping[str, Any] | None
 ) -> None:
     """Rows scored and, with a shadow, how often and how far the challenger disagreed."""
     client = registry.make_client(ctx.tracking_uri)
