@@ -7,6 +7,10 @@ tests/integration/test_steps.py.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -54,6 +58,30 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def no_mlflow_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_MLFLOW_DEFAULT", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.test:5000")
+
+
+# --------------------------------------------------------------------------- layering
+
+
+def test_steps_and_contracts_import_neither_airflow_nor_heavy_libraries() -> None:
+    """Steps run without Airflow; their modules import heavy libraries only when they run."""
+    code = (
+        "import sys, json\n"
+        "import continuous_training.contracts\n"
+        "from continuous_training.steps import inference, monitoring, retraining, rollback\n"
+        "roots = {name.split('.')[0] for name in sys.modules}\n"
+        "print(json.dumps(sorted(roots & {'airflow', 'pandas', 'numpy', 'sklearn', 'mlflow'})))"
+    )
+    # the package this session tests, wherever the interpreter would otherwise find one
+    package_root = str(Path(contracts.__file__).resolve().parents[1])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert json.loads(out) == []
 
 
 # --------------------------------------------------------------------------- run context
