@@ -1,16 +1,17 @@
-"""`ExportCustomersFromCrm`: a fetch step of your own that the shipped steps accept.
+"""`ExportCustomersFromCrm`: a fetch task of your own that the shipped steps accept.
 
 It subclasses `PipelineOperator` (the pipeline name or YAML path, the trigger form's training
-window) and returns the same JSON as the shipped `FetchData`, so `ValidateData`,
-`TrainCandidate`, `EvaluateAgainstChampion` and `Promote` take its output unchanged.
+window, the run context, the error policy) and calls its step, `steps.export_customers`, which
+returns the same `Snapshot` as the shipped `FetchData`, so `ValidateData`, `TrainCandidate`,
+`EvaluateAgainstChampion` and `Promote` take its output unchanged.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from continuous_training.contracts import Snapshot
 from continuous_training.operators import PipelineOperator
-from continuous_training.operators.base import fetch_start, window_end
 
 
 # --8<-- [start:operator]
@@ -31,32 +32,11 @@ class ExportCustomersFromCrm(PipelineOperator):
         super().__init__(**kwargs)
         self.db_path = db_path
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        from continuous_training import sources, storage
-        from continuous_training.operators import run_options
-        from crm_extension.sources import CrmSource
+    def execute(self, context: Any) -> Snapshot:
+        from crm_extension.steps import export_customers
 
-        run_options(context)  # a bad trigger form fails before any work, as in FetchData
-        config = self.config(context)
-        end = window_end(context)
-        window = sources.Window(fetch_start(config, end), end)
-        source = CrmSource(config, db_path=self.db_path or None)
-        frame = sources.fetch_window(source, config, window)
-        snapshot = storage.write_parquet_atomic(
-            frame, storage.snapshot_uri(config.name, context["run_id"])
-        )
-        self.log.info(
-            "exported %s rows of %s from %s into %s",
-            snapshot["rows"],
-            window,
-            source.database_path(),
-            snapshot["uri"],
-        )
-        return {
-            **snapshot,
-            "window_start": window.start.isoformat(),
-            "window_end": window.end.isoformat(),
-        }
+        ctx = self.run_context(context)
+        return export_customers(self.config(context), ctx, self.db_path)
 
 
 # --8<-- [end:operator]

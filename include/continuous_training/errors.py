@@ -27,3 +27,11 @@ def is_bad_input(exc: BaseException) -> bool:
         seen.add(id(current))
         current = current.__cause__
     return False
+
+
+class StepSkipped(Exception):  # a decision, not an error: the task is skipped
+    """A step has nothing to do this run (no drift, no decay, an event already handled).
+
+    The message says why; the operators turn it into a skipped task, so downstream tasks
+    (and the asset events they would emit) do not run.
+    """

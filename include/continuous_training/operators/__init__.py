@@ -1,7 +1,9 @@
 """Airflow operators of the continuous-training steps; a public API for your own DAGs.
 
-Importing this package loads only `airflow.sdk` and the config models, never pandas,
-sklearn or MLflow, so DAG files that use it parse fast.
+Each operator stores its arguments, builds the run context and calls its step in
+`continuous_training.steps`; what the tasks hand each other is typed in
+`continuous_training.contracts`. Importing this package loads only `airflow.sdk`, the config
+models and the contracts, never pandas, sklearn or MLflow, so DAG files that use it parse fast.
 """
 
 from continuous_training.operators.base import PipelineOperator, resolve_tracking_uri

@@ -1,7 +1,10 @@
-"""What every continuous-training operator shares: the pipeline, MLflow and the run's window.
+"""What every continuous-training operator shares: the pipeline, MLflow, the run, the policy.
 
-Operators stay thin: `__init__` stores keyword arguments, `execute` resolves Airflow
-things (connections, the data interval, params) and hands plain values to the core.
+Operators stay thin: `__init__` stores keyword arguments; `execute` builds the run's
+`RunContext` (plain values resolved from Airflow: ids, the data window, the trigger, MLflow's
+URI, params) once, calls its step in `continuous_training.steps` and returns the step's
+contract. The error policy (bad input fails at once, a step with nothing to do is skipped, the
+rest is retried) is here and nowhere else.
 """
 
 from __future__ import annotations
@@ -9,12 +12,12 @@ from __future__ import annotations
 import functools
 import gc
 import os
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from pydantic import ValidationError
 
 from continuous_training.config import (
@@ -24,7 +27,19 @@ from continuous_training.config import (
     find_pipeline,
     load_pipeline,
 )
-from continuous_training.errors import is_bad_input
+from continuous_training.contracts import RunContext
+from continuous_training.errors import StepSkipped, is_bad_input
+from continuous_training.steps.common import fetch_start
+
+__all__ = [
+    "PipelineOperator",
+    "connection_uri",
+    "fetch_start",
+    "load_config",
+    "resolve_tracking_uri",
+    "trigger_of",
+    "window_end",
+]
 
 MLFLOW_CONN_ID = "mlflow_default"
 DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
@@ -70,12 +85,26 @@ def window_end(context: Any) -> datetime:
     return end.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def connection_uri(conn_id: str, *, sqlalchemy: bool) -> str:
+    """The URI of an Airflow connection, as a SQLAlchemy URL (password included) for SQL."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    if not sqlalchemy:
+        return conn.get_uri()
+    url = getattr(conn.get_hook(), "sqlalchemy_url", None)
+    if url is None:
+        raise ConfigError(f"source.conn_id {conn_id!r}: its hook has no SQLAlchemy URL")
+    return url.render_as_string(hide_password=False)
+
+
 def fail_bad_input_at_once(execute: Callable[..., Any]) -> Callable[..., Any]:
     """The error policy of every task: bad input fails at once, the rest is retried.
 
     A `BadInputError` (bad data, bad config, a registry state that forbids the change)
     becomes an AirflowFailException with the same message: waiting five minutes does not fix
     a typo in a YAML or a truncated file, it only delays the message the user needs.
+    A step that has nothing to do (`StepSkipped`) skips the task with its reason.
     Anything else (a server restarting, the network) is left to Airflow's retries.
     """
     if getattr(execute, "_ct_error_policy", False):
@@ -87,6 +116,8 @@ def fail_bad_input_at_once(execute: Callable[..., Any]) -> Callable[..., Any]:
             return execute(self, context)
         except AirflowFailException:
             raise
+        except StepSkipped as exc:
+            raise AirflowSkipException(str(exc)) from exc
         except Exception as exc:
             if is_bad_input(exc):
                 raise AirflowFailException(str(exc)) from exc
@@ -104,7 +135,7 @@ def trigger_of(context: Any, default: str) -> str:
     """`schedule` for cron runs, `drift`/`performance` for asset events, `manual` for a person."""
     if default in ASSET_TRIGGERS:
         return default
-    run_type = getattr(context["dag_run"], "run_type", None)
+    run_type = getattr(context.get("dag_run"), "run_type", None)
     if str(getattr(run_type, "value", run_type)).lower() == "manual":
         return "manual"
     return default
@@ -115,6 +146,9 @@ class PipelineOperator(BaseOperator):
 
     template_fields: tuple[str, ...] = ("pipeline", "data_window_end")
     ui_color = "#e8f4ea"
+    # What a run of this task is, unless Airflow says otherwise (see `trigger_of`); a
+    # retraining operator takes it as an argument (templated in a drift retrain).
+    trigger: str = "schedule"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Every subclass's execute, the shipped ones and a user's own, gets the one policy.
@@ -159,6 +193,28 @@ class PipelineOperator(BaseOperator):
     def tracking_uri(self) -> str:
         return resolve_tracking_uri(self.mlflow_conn_id)
 
+    def run_context(self, context: Mapping[str, Any]) -> RunContext:
+        """What a step needs of this task's run, as plain values: built once per execute."""
+        dag_run = context.get("dag_run")
+        return RunContext(
+            dag_id=getattr(dag_run, "dag_id", None) or self.dag_id,
+            run_id=context["run_id"],
+            window_end=self.window_end(context),
+            trigger=trigger_of(context, self.trigger),
+            tracking_uri=self.tracking_uri(),
+            params=dict(context.get("params") or {}),
+        )
+
+    def source_uri(self, source: Any, *, sqlalchemy: bool = True) -> str | None:
+        """The URI of the connection a source config names (`conn_id`), or None without one."""
+        conn_id = getattr(source, "conn_id", None)
+        return connection_uri(conn_id, sqlalchemy=sqlalchemy) if conn_id else None
+
+    def emit(self, context: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
+        """Every outlet's asset event carries `extra`; Airflow sends them if the task succeeds."""
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = dict(extra)
+
 
 def _with_training_days(config: PipelineConfig, days: Any) -> WindowsConfig:
     """`windows` with the trigger form's days, validated like the YAML's own value.
@@ -171,14 +227,3 @@ def _with_training_days(config: PipelineConfig, days: Any) -> WindowsConfig:
     except ValidationError as exc:
         reason = exc.errors()[0]["msg"]
         raise ConfigError(f"params.training_window_days: {days!r}: {reason}") from None
-
-
-def require_pii_key(config: PipelineConfig) -> None:
-    """A pipeline that hashes PII fails at once without its key: no retry brings the key."""
-    from continuous_training import pii
-
-    pii.rules_for(config)
-
-
-def fetch_start(config: PipelineConfig, end: datetime) -> datetime:
-    return end - timedelta(days=config.windows.training_days + config.windows.holdout_days)

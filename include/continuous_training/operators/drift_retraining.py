@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
+from continuous_training.contracts import TriggeringEvent
+from continuous_training.errors import BadInputError
 from continuous_training.operators.base import PipelineOperator
 
 
@@ -17,21 +18,14 @@ class DebounceDrift(PipelineOperator):
     `trigger`: `drift` or `performance`, after the asset it came from.
     """
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        from continuous_training import drift, registry
+    def execute(self, context: Any) -> TriggeringEvent:
+        from continuous_training.steps import retraining as steps
 
-        config = self.config(context)
-        event = self._event(context)
-        client = registry.make_client(self.tracking_uri())
-        versions = registry.all_version_tags(client, config.model_name)
-        decision = drift.debounce(event, versions, config.drift.cooldown_hours)
-        if not decision.proceed:
-            self.log.info("skipping the drift retrain: %s", decision.reason)
-            raise AirflowSkipException(decision.reason)
-        self.log.info("retraining: %s", decision.reason)
-        return event
+        ctx = self.run_context(context)
+        return steps.debounce(self.config(context), ctx, self._event(context))
 
-    def _event(self, context: Any) -> dict[str, Any]:
+    def _event(self, context: Any) -> TriggeringEvent:
+        """The newest event of the inlets that this run is about, with its kind as `trigger`."""
         triggering = context.get("triggering_asset_events") or {}
         found = [
             (inlet, event) for inlet in self.inlets for event in triggering.get(inlet, []) or []
@@ -42,7 +36,7 @@ class DebounceDrift(PipelineOperator):
                     (inlet, e) for e in context["inlet_events"][inlet].ascending(False).limit(1)
                 ]
         if not found:
-            raise AirflowFailException(
+            raise BadInputError(
                 f"no drift or performance event to act on for pipeline {self.pipeline!r}: this "
                 "DAG runs on the drift asset (batch inference, when drift crosses its threshold) "
                 "and the performance asset (performance monitoring, when realized performance "
@@ -50,10 +44,8 @@ class DebounceDrift(PipelineOperator):
             )
         inlet, event = max(found, key=lambda pair: _when(pair[1]))
         trigger = "performance" if inlet.name.endswith(".performance") else "drift"
-        return {**dict(event.extra), "trigger": trigger}
+        return {**dict(event.extra), "trigger": trigger}  # type: ignore[typeddict-item]
 
 
-def _when(event: Any) -> Any:
-    from datetime import UTC, datetime
-
+def _when(event: Any) -> datetime:
     return getattr(event, "timestamp", None) or datetime.min.replace(tzinfo=UTC)

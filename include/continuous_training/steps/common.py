@@ -1,0 +1,40 @@
+"""What several steps share: the fetch window, the PII key check, the MLflow run of a DAG run.
+
+Light on purpose (the config and the registry's stdlib-only top level): the operators' base
+module re-exports `fetch_start` at parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from continuous_training import registry
+from continuous_training.config import PipelineConfig
+from continuous_training.contracts import RunContext
+
+
+def fetch_start(config: PipelineConfig, end: datetime) -> datetime:
+    """The start of a retrain's data: its training days, then its holdout days, before `end`."""
+    return end - timedelta(days=config.windows.training_days + config.windows.holdout_days)
+
+
+def require_pii_key(config: PipelineConfig) -> None:
+    """A pipeline that hashes PII fails at once without its key: no retry brings the key."""
+    from continuous_training import pii
+
+    pii.rules_for(config)
+
+
+def tracked_run(
+    client: Any, config: PipelineConfig, ctx: RunContext, kind: str, label: str
+) -> tuple[str, str]:
+    """The MLflow run (id, URL) of the DAG run `ctx`, created once: a retry reuses it."""
+    run_id = registry.find_or_create_run(
+        client,
+        config.experiment_name,
+        run_name=f"{config.name}:{label}:{ctx.run_id}",
+        tags={registry.TAG_KIND: kind, registry.TAG_RUN_ID: ctx.run_id},
+    )
+    experiment_id = client.get_run(run_id).info.experiment_id
+    return run_id, registry.run_url(ctx.tracking_uri, experiment_id, run_id)
