@@ -67,7 +67,7 @@ def test_a_bad_training_window_days_names_the_param(days: Any) -> None:
     ],
 )
 def test_window_end_floors_to_midnight_utc(interval_end: datetime, expected: datetime) -> None:
-    got = base.window_end({"data_interval_end": interval_end, "logical_date": None})
+    got = base.interval_window_end({"data_interval_end": interval_end, "logical_date": None})
     assert got == expected
     assert got.utcoffset() == timedelta(0)
 
@@ -78,12 +78,12 @@ def test_window_end_prefers_data_interval_end() -> None:
         "logical_date": datetime(2026, 3, 1, 2, tzinfo=UTC),
         "dag_run": SimpleNamespace(run_after=datetime(2026, 3, 20, tzinfo=UTC)),
     }
-    assert base.window_end(context) == datetime(2026, 3, 8, tzinfo=UTC)
+    assert base.interval_window_end(context) == datetime(2026, 3, 8, tzinfo=UTC)
 
 
 def test_window_end_falls_back_to_logical_date() -> None:
     context = {"data_interval_end": None, "logical_date": datetime(2026, 3, 1, 5, tzinfo=UTC)}
-    assert base.window_end(context) == datetime(2026, 3, 1, tzinfo=UTC)
+    assert base.interval_window_end(context) == datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def test_window_end_falls_back_to_run_after() -> None:
@@ -93,8 +93,10 @@ def test_window_end_falls_back_to_run_after() -> None:
         "logical_date": None,
         "dag_run": SimpleNamespace(run_after=datetime(2026, 3, 9, 17, 45, tzinfo=UTC)),
     }
-    assert base.window_end(context) == datetime(2026, 3, 9, tzinfo=UTC)
-    assert base.window_end({"dag_run": context["dag_run"]}) == datetime(2026, 3, 9, tzinfo=UTC)
+    assert base.interval_window_end(context) == datetime(2026, 3, 9, tzinfo=UTC)
+    assert base.interval_window_end({"dag_run": context["dag_run"]}) == datetime(
+        2026, 3, 9, tzinfo=UTC
+    )
 
 
 def test_fetch_start_covers_training_and_holdout(make_config) -> None:
@@ -146,7 +148,7 @@ def test_run_info_force_promote_is_manual() -> None:
         "dag_run": SimpleNamespace(run_type="scheduled"),
         "data_interval_end": datetime(2026, 3, 8, 2, tzinfo=UTC),
     }
-    info = run_info(context, "schedule", base.window_end(context))
+    info = run_info(context, "schedule", base.interval_window_end(context))
     assert info == RunInfo("scheduled__x", "manual", WINDOW_END)
     context["params"] = {}
     assert run_info(context, "schedule", WINDOW_END).trigger == "schedule"

@@ -35,10 +35,10 @@ __all__ = [
     "PipelineOperator",
     "connection_uri",
     "fetch_start",
+    "interval_window_end",
     "load_config",
     "resolve_tracking_uri",
     "trigger_of",
-    "window_end",
 ]
 
 MLFLOW_CONN_ID = "mlflow_default"
@@ -72,7 +72,7 @@ def resolve_tracking_uri(conn_id: str = MLFLOW_CONN_ID) -> str:
     return f"{scheme}://{conn.host}{port}"
 
 
-def window_end(context: Any) -> datetime:
+def interval_window_end(context: Any) -> datetime:
     """The end of the run's data window: midnight UTC starting the day of its interval end.
 
     Tasks never read the clock, so re-runs agree; windows are whole days, so two runs on
@@ -180,7 +180,7 @@ class PipelineOperator(BaseOperator):
         """`data_window_end` when given (e.g. the drifted window's end), else the run's."""
         if self.data_window_end:
             return datetime.fromisoformat(str(self.data_window_end)).astimezone(UTC)
-        return window_end(context)
+        return interval_window_end(context)
 
     def config(self, context: Any) -> PipelineConfig:
         """The pipeline config, with the trigger form's training window applied."""
