@@ -6,7 +6,10 @@ rows, so every test compares two models as the evaluate step does.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pandas as pd
 
 from continuous_training.bootstrap import BootstrapResult
 from continuous_training.config import GatesConfig
@@ -57,3 +60,35 @@ def gates(**overrides: object) -> GatesConfig:
 def bootstrap_result(low: float, high: float, observed: float | None = None) -> BootstrapResult:
     mid = (low + high) / 2 if observed is None else observed
     return BootstrapResult("roc_auc", mid, low, high, 0.95, 1000)
+
+
+def fitted_pipeline(
+    task: str, informative: float, seed: int = 0
+) -> tuple[Any, pd.DataFrame, np.ndarray]:
+    """A real sklearn pipeline on raw columns: `x_signal` carries the label, `x_noise` not."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    X = pd.DataFrame(
+        {
+            "x_signal": rng.normal(0, 1, n),
+            "x_noise": rng.normal(0, 1, n),
+            "region": rng.choice(["north", "south"], n),
+        }
+    )
+    latent = informative * X["x_signal"].to_numpy() + rng.normal(0, 1, n)
+    if task == "classification":
+        y = (latent > 0).astype(int)
+        estimator: Any = LogisticRegression()
+    else:
+        y = latent
+        estimator = LinearRegression()
+    pre = ColumnTransformer(
+        [("cat", OneHotEncoder(handle_unknown="ignore"), ["region"])], remainder="passthrough"
+    )
+    model = Pipeline([("pre", pre), ("est", estimator)]).fit(X, y)
+    return model, X, y

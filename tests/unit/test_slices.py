@@ -18,10 +18,11 @@ import pytest
 import yaml
 
 from continuous_training.config import ConfigError, GatesConfig, PipelineConfig, parse_pipeline
-from continuous_training.explanations import explain, plot_importance
+from continuous_training.explanations import explain
 from continuous_training.gate import build_gate_context, evaluate_gate
 from continuous_training.model_card import render_model_card
 from continuous_training.slices import MISSING, compute_slices
+from tests.unit.holdouts import fitted_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -296,95 +297,6 @@ def test_bad_explanations_config_names_the_key(churn_data: dict[str, Any]) -> No
     assert "gates.explanations.n_repeats" in _config_error(data)
 
 
-# --------------------------------------------------------------------------- explanations
-
-
-def _fitted(task: str, informative: float, seed: int = 0) -> tuple[Any, pd.DataFrame, np.ndarray]:
-    """A real sklearn pipeline on raw columns: `x_signal` carries the label, `x_noise` not."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LinearRegression, LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder
-
-    rng = np.random.default_rng(seed)
-    n = 3000
-    X = pd.DataFrame(
-        {
-            "x_signal": rng.normal(0, 1, n),
-            "x_noise": rng.normal(0, 1, n),
-            "region": rng.choice(["north", "south"], n),
-        }
-    )
-    latent = informative * X["x_signal"].to_numpy() + rng.normal(0, 1, n)
-    if task == "classification":
-        y = (latent > 0).astype(int)
-        estimator: Any = LogisticRegression()
-    else:
-        y = latent
-        estimator = LinearRegression()
-    pre = ColumnTransformer(
-        [("cat", OneHotEncoder(handle_unknown="ignore"), ["region"])], remainder="passthrough"
-    )
-    model = Pipeline([("pre", pre), ("est", estimator)]).fit(X, y)
-    return model, X, y
-
-
-@pytest.mark.parametrize(
-    ("task", "metric"), [("classification", "roc_auc"), ("regression", "rmse")]
-)
-def test_permutation_importance_picks_the_informative_feature(task: str, metric: str) -> None:
-    from continuous_training.config import ExplanationsConfig
-
-    new, X, y = _fitted(task, 2.0)
-    old, _, _ = _fitted(task, 0.5, seed=1)
-    found = explain(
-        ExplanationsConfig(n_repeats=3, max_rows=1000),
-        metric=metric,
-        task=task,
-        X=X,
-        y=y,
-        challenger_model=new,
-        champion_model=old,
-    )
-    assert found.rows == 1000  # bounded sample
-    assert found.challenger[0].feature == "x_signal"
-    assert found.challenger[0].mean > 0.05
-    noise = next(f for f in found.challenger if f.feature == "x_noise")
-    assert abs(noise.mean) < found.challenger[0].mean / 10
-    assert {c.feature for c in found.changes} == {"x_signal", "x_noise", "region"}
-    assert abs(found.changes[0].change) >= abs(found.changes[-1].change)
-
-
-def test_permutation_importance_is_deterministic_for_a_seed() -> None:
-    from continuous_training.config import ExplanationsConfig
-
-    model, X, y = _fitted("classification", 2.0)
-    kwargs = {"metric": "roc_auc", "task": "classification", "X": X, "y": y}
-    config = ExplanationsConfig(n_repeats=2, max_rows=500, seed=3)
-    a = explain(config, challenger_model=model, champion_model=None, **kwargs)
-    b = explain(config, challenger_model=model, champion_model=None, **kwargs)
-    assert a == b and a.champion is None and a.changes == []
-
-
-def test_importance_plot_writes_a_png(tmp_path: Path) -> None:
-    from continuous_training.config import ExplanationsConfig
-
-    new, X, y = _fitted("classification", 2.0)
-    old, _, _ = _fitted("classification", 0.5, seed=1)
-    found = explain(
-        ExplanationsConfig(n_repeats=2, max_rows=500),
-        metric="roc_auc",
-        task="classification",
-        X=X,
-        y=y,
-        challenger_model=new,
-        champion_model=old,
-    )
-    path = tmp_path / "evaluation" / "permutation_importance.png"
-    plot_importance(found, path)
-    assert path.read_bytes()[:8] == PNG_MAGIC
-
-
 # --------------------------------------------------------------------------- the card
 
 
@@ -409,8 +321,8 @@ def test_the_card_has_slices_fairness_and_explanations(
     from continuous_training.config import ExplanationsConfig
 
     pipeline = _pipeline(churn_data, task)
-    new, X, y = _fitted(task, 2.0)
-    old, _, _ = _fitted(task, 1.0, seed=1)
+    new, X, y = fitted_pipeline(task, 2.0)
+    old, _, _ = fitted_pipeline(task, 1.0, seed=1)
     p_new = new.predict_proba(X)[:, 1] if task == "classification" else new.predict(X)
     p_old = old.predict_proba(X)[:, 1] if task == "classification" else old.predict(X)
     X = X.copy()
