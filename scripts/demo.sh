@@ -70,7 +70,7 @@ with open(target, "w", encoding="utf-8") as out:
 PY
 
 echo "make demo: continuous training in two chapters, fourteen DAG runs with \`airflow dags test\`"
-echo "   (5 to 10 minutes). Everything it writes goes to a fresh $LOCAL."
+echo "   (5 to 10 minutes). Everything it writes goes to a fresh ${LOCAL#"$ROOT/"}/."
 mkdir -p "$STEP_LOGS"
 launch_mlflow
 if ! airflow db migrate >"$LOCAL/airflow-migrate.log" 2>&1; then
@@ -78,7 +78,7 @@ if ! airflow db migrate >"$LOCAL/airflow-migrate.log" 2>&1; then
   exit 1
 fi
 wait_for_mlflow
-echo "   MLflow serves the demo at $MLFLOW_TRACKING_URI (its log: $LOCAL/mlflow/server.log)."
+echo "   MLflow serves it at $MLFLOW_TRACKING_URI (log: ${LOCAL#"$ROOT/"}/mlflow/server.log)."
 
 # step N "what it shows" DAG WHEN PATTERN: runs one DAG for one date with `airflow dags test`
 # into its own log file, and prints the log lines that tell the story, in the order written.
@@ -161,20 +161,21 @@ step 7 "started by the performance event: trains on the data up to 2026-02-14" \
 ledger churn_concept
 
 echo
-echo "The end: $((SECONDS - START)) s. Everything is in ${LOCAL#"$ROOT/"}/ until the next make demo:"
-echo "   step logs   ${STEP_LOGS#"$ROOT/"}/ (one file per DAG run, named by its step: every"
-echo "               task's log lines; \`airflow dags test\` writes no other task logs)"
-echo "   data        ${CT_DATA_ROOT#"$ROOT/"}/ (predictions, monitoring/dt=<date>/metrics.json)"
-echo "   MLflow      ${LOCAL#"$ROOT/"}/mlflow/ (runs, drift and performance reports, model cards, the registry)"
+ELAPSED=$((SECONDS - START))
+echo "The end ($((ELAPSED / 60)) min $((ELAPSED % 60)) s). What the demo wrote stays in ${LOCAL#"$ROOT/"}/ until the next make demo:"
+echo "   step logs   ${STEP_LOGS#"$ROOT/"}/: one file per DAG run, named by its step, with every"
+echo "               task's log lines (\`airflow dags test\` writes no other task logs)"
+echo "   data        ${CT_DATA_ROOT#"$ROOT/"}/: predictions, monitoring/dt=<date>/metrics.json"
+echo "   MLflow      ${LOCAL#"$ROOT/"}/mlflow/: runs, drift and performance reports, model cards, the registry"
 if [ "$KEEP_MLFLOW" = 1 ]; then
   echo
   echo "Browse the results: MLflow keeps serving them at $MLFLOW_TRACKING_URI until Ctrl-C."
-  trap 'echo; echo "MLflow stopped; serve the results again with:"; mlflow_ui_command; exit 0' INT TERM
+  trap 'stop_mlflow; echo; echo "MLflow stopped. Serve the results again with:"; mlflow_ui_command "   "; exit 0' INT TERM
   wait "$MLFLOW_PID" || true
 else
   stop_mlflow
   echo
   echo "Browse the results: the demo's MLflow server has stopped; serve them again with"
-  echo "   $(mlflow_ui_command)"
-  echo "   and open http://127.0.0.1:$MLFLOW_PORT"
+  mlflow_ui_command "   "
+  echo "and open http://127.0.0.1:$MLFLOW_PORT"
 fi

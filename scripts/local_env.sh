@@ -44,11 +44,13 @@ launch_mlflow() {
   MLFLOW_PID=$!
 }
 
-# mlflow_ui_command: the command that serves this setup's MLflow database and artifacts again.
+# mlflow_ui_command [INDENT]: the command that serves this setup's MLflow database and
+# artifacts again, over three lines.
 mlflow_ui_command() {
-  echo "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $ROOT/.venv/bin/mlflow server --workers 1" \
-    "--backend-store-uri sqlite:///$LOCAL/mlflow/mlflow.db" \
-    "--artifacts-destination $LOCAL/mlflow/artifacts --host 127.0.0.1 --port $MLFLOW_PORT"
+  local indent="${1:-}"
+  echo "${indent}MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $ROOT/.venv/bin/mlflow server --workers 1 \\"
+  echo "${indent}  --backend-store-uri sqlite:///$LOCAL/mlflow/mlflow.db \\"
+  echo "${indent}  --artifacts-destination $LOCAL/mlflow/artifacts --host 127.0.0.1 --port $MLFLOW_PORT"
 }
 
 wait_for_mlflow() {

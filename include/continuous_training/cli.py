@@ -14,8 +14,14 @@ import sys
 from continuous_training import model_digest, registry
 from continuous_training.config import find_pipeline
 
-# A reason is written as clauses joined by "; ", followed by any "[rollback ...]" notes.
-_CLAUSES = re.compile(r"; | (?=\[(?:restored by|rolled back by) )")
+# A reason is written as clauses joined by "; ", followed by any "[... rollback ...]" notes.
+_NOTES = re.compile(r" (?=\[(?:restored by|rolled back by) )")
+
+
+def reason_lines(reason: str) -> list[str]:
+    """A reason's clauses, then its rollback notes, one a line."""
+    clauses, *notes = _NOTES.split(reason)
+    return [*clauses.split("; "), *notes]
 
 
 def decision_rows(tracking_uri: str, model_name: str) -> list[dict[str, str]]:
@@ -64,11 +70,10 @@ def print_decisions(pipeline: str, tracking_uri: str) -> None:
     for row in rows:
         replaced = row["replaced"]
         replaced = "" if replaced in ("-", "none") else f"  replaced version {replaced}"
-        print(
-            f"  version {row['version']:<5} {row['decision']:<9} trigger {row['trigger']}"
-            f"{replaced}  (Airflow run {row['airflow run']})"
-        )
-        for clause in _CLAUSES.split(row["reason"]):
+        version, decision, trigger = row["version"], row["decision"], row["trigger"]
+        print(f"  version {version:<5} {decision:<9} trigger {trigger}{replaced}")
+        print(f"      Airflow run {row['airflow run']}")
+        for clause in reason_lines(row["reason"]):
             print(f"      {clause}")
 
 
