@@ -20,8 +20,8 @@ INDENT = " " * 9
 _LIST = re.compile(r"\[('[^']*'(?:, '[^']*')*)\]")
 # A share of columns or rows: "drifted share 0.86", "(threshold 0.30)", "is below 0.30".
 _SHARE = re.compile(r"\b(drifted share|threshold|is below) (0(?:\.\d+)?|1(?:\.0+)?)\b")
-# A number with four or more decimals, e.g. 0.8002 or +0.1044.
-_LONG_NUMBER = re.compile(r"(?<![\w.])([+-]?)(\d+\.\d{4,})(?![\d.])")
+# A number with four or more decimals, e.g. 0.8002 or +0.1044, but not the seconds of a time.
+_LONG_NUMBER = re.compile(r"(?<![\w.:])([+-]?)(\d+\.\d{4,})(?![\d.])")
 
 
 def tidy(line: str) -> str:

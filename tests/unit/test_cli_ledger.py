@@ -36,11 +36,12 @@ def test_story_lines_have_no_lists_no_long_floats_and_shares_as_percentages() ->
     line = (
         "] drift event emitted: drifted share 0.86 (threshold 0.30) in ['tenure_months', 'region']"
         "; roc_auc improvement +0.1044, 95% CI [0.0860, 0.1230] on 2026-03-15T00:00:00+00:00"
-        " [airflow.task] loc=x.py:1"
+        " by manual__2026-12-02T05:44:19.580475+00:00 [airflow.task] loc=x.py:1"
     )
     assert tidy(line) == (
         "drift event emitted: drifted share 86% (threshold 30%) in tenure_months, region"
         "; roc_auc improvement +0.104, 95% CI [0.086, 0.123] on 2026-03-15"
+        " by manual__2026-12-02T05:44:19.580475+00:00"
     )
 
 
