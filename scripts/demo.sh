@@ -32,7 +32,6 @@ stop_mlflow() {
 }
 trap stop_mlflow EXIT
 trap 'echo; echo "make demo: stopped; MLflow stopped too"; exit 130' INT TERM
-set -m  # the MLflow server gets its own process group, so the trap stops its workers too
 # At the end, MLflow keeps serving the results until Ctrl-C when the demo runs in a terminal;
 # elsewhere it stops, and the command that serves them again is printed.
 # CT_DEMO_KEEP_MLFLOW=1 or 0 decides it either way.
@@ -72,7 +71,9 @@ PY
 echo "make demo: continuous training in two chapters, fourteen DAG runs with \`airflow dags test\`"
 echo "   (5 to 10 minutes). Everything it writes goes to a fresh ${LOCAL#"$ROOT/"}/."
 mkdir -p "$STEP_LOGS"
-launch_mlflow
+set -m  # the MLflow server alone gets a process group of its own: stop_mlflow stops its workers
+launch_mlflow  # too, and Ctrl-C reaches this script and the step it runs
+set +m
 if ! airflow db migrate >"$LOCAL/airflow-migrate.log" 2>&1; then
   echo "airflow db migrate failed; the end of $LOCAL/airflow-migrate.log:"; tail -20 "$LOCAL/airflow-migrate.log"
   exit 1

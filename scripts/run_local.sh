@@ -14,7 +14,6 @@ AIRFLOW_PID=""
 WAITER_PID=""
 stop() {
   trap - INT TERM EXIT
-  set +m  # no job-status notices from the shell while the jobs stop
   echo
   say "stopping Airflow and MLflow..."
   local groups="$AIRFLOW_PID $MLFLOW_PID $WAITER_PID"
@@ -28,8 +27,11 @@ stop() {
   for pid in $groups; do kill -KILL -- "-$pid" 2>/dev/null || true; done
   say "stopped (some processes had to be killed); state kept in $LOCAL"
 }
-trap stop INT TERM EXIT
-set -m  # each background job gets its own process group, so stop() reaches all its children
+trap stop EXIT
+trap 'stop; exit 130' INT TERM
+# Each server starts in a process group of its own (set -m around the start alone), so stop()
+# reaches all its children; everything else stays in the terminal's group, so Ctrl-C reaches
+# this script whatever it is running.
 
 AIRFLOW_URL="http://127.0.0.1:$AIRFLOW__API__PORT"
 if port_in_use "$AIRFLOW__API__PORT"; then
@@ -45,7 +47,9 @@ fi
 
 echo "make run: MLflow and Airflow standalone on SQLite; state in $LOCAL (Ctrl-C stops both)"
 say "starting MLflow on port $MLFLOW_PORT (log: $LOCAL/mlflow/server.log)"
+set -m
 launch_mlflow
+set +m
 say "migrating Airflow's database (log: $LOCAL/airflow-migrate.log)"
 if ! airflow db migrate >"$LOCAL/airflow-migrate.log" 2>&1; then
   echo "airflow db migrate failed; the end of $LOCAL/airflow-migrate.log:" >&2
@@ -54,8 +58,10 @@ if ! airflow db migrate >"$LOCAL/airflow-migrate.log" 2>&1; then
 fi
 say "starting Airflow: api-server, scheduler with $AIRFLOW__CORE__PARALLELISM LocalExecutor" \
   "workers ($(nproc) CPUs), dag-processor, triggerer (log: $LOCAL/airflow-standalone.log)"
+set -m
 airflow standalone >"$LOCAL/airflow-standalone.log" 2>&1 &
 AIRFLOW_PID=$!
+set +m
 
 if [ "${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS,,}" = "true" ]; then
   LOGIN="no login: a local single-user setup, every visitor is admin"
@@ -136,6 +142,7 @@ done
 
 # Batch inference has nothing to serve before the first champion: unpause it once the
 # first weekly retrain has promoted one, in the background.
+set -m
 (
   for dag_id in "${INFERENCE_DAGS[@]+"${INFERENCE_DAGS[@]}"}"; do
     pipeline="${dag_id%_batch_inference}"
@@ -150,6 +157,7 @@ sys.exit(registry.alias_version(client, find_pipeline('$pipeline').model_name, '
   done
 ) &
 WAITER_PID=$!
+set +m
 
 cat <<MSG
 
