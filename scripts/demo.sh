@@ -30,8 +30,18 @@ stop_mlflow() {
   for _ in $(seq 1 20); do kill -0 -- "-$MLFLOW_PID" 2>/dev/null || break; sleep 0.5; done
   MLFLOW_PID=""
 }
-trap stop_mlflow EXIT
-trap 'echo; echo "make demo: stopped; MLflow stopped too"; exit 130' INT TERM
+# A step's `airflow dags test` runs in a process group of its own, out of reach of the terminal's
+# Ctrl-C (on which it keeps waiting for the task it lost): the script stops it instead.
+STEP_PID=""
+stop_step() {
+  [ -n "$STEP_PID" ] || return 0
+  kill -TERM -- "-$STEP_PID" 2>/dev/null || true
+  for _ in $(seq 1 10); do kill -0 -- "-$STEP_PID" 2>/dev/null || break; sleep 0.5; done
+  kill -KILL -- "-$STEP_PID" 2>/dev/null || true
+  STEP_PID=""
+}
+trap 'stop_step; stop_mlflow' EXIT
+trap 'echo; echo "make demo: stopped"; exit 130' INT TERM
 # At the end, MLflow keeps serving the results until Ctrl-C when the demo runs in a terminal;
 # elsewhere it stops, and the command that serves them again is printed.
 # CT_DEMO_KEEP_MLFLOW=1 or 0 decides it either way.
@@ -91,7 +101,12 @@ step() {
   echo
   echo "  $CHAPTER.$n  $caption"
   echo "       $dag for $(date -u -d "$when" '+%Y-%m-%d %H:%M')..."
-  if airflow dags test "$dag" "$when" >"$log" 2>&1; then
+  set -m
+  airflow dags test "$dag" "$when" >"$log" 2>&1 &
+  STEP_PID=$!
+  set +m
+  if wait "$STEP_PID"; then
+    STEP_PID=""
     python "$ROOT/scripts/demo_story.py" "$log" "$pattern"
     echo "       ($((SECONDS - started)) s; log: ${log#"$ROOT/"})"
   else
