@@ -27,12 +27,10 @@ help:
 
 install: $(STAMP)
 
+# Step lines and, on a terminal, pip's progress; in CI only the steps and pip's warnings.
 $(STAMP): requirements.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e .
-	touch $(STAMP)
+	@PYTHON=$(PYTHON) bash scripts/install.sh
+	@touch $(STAMP)
 
 # Debian's chromium package, once; a no-op when it is there.
 chromium:
@@ -43,10 +41,10 @@ chromium:
 	@test -x $(CHROMIUM)
 
 run: install
-	bash scripts/run_local.sh
+	@bash scripts/run_local.sh
 
 demo: install
-	bash scripts/demo.sh
+	@bash scripts/demo.sh
 
 lint: install
 	$(PY) -m ruff check .

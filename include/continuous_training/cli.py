@@ -1,4 +1,4 @@
-"""`python -m continuous_training.cli decisions churn`: the registry's ledger as a table.
+"""`python -m continuous_training.cli decisions churn`: the registry's ledger, a block a version.
 
 `record-digest <model> <version>`: tag a version registered before model digests existed
 (`ct.model_sha256`) with the digest of its files as stored now, after checking them by hand.
@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from continuous_training import model_digest, registry
 from continuous_training.config import find_pipeline
 
-COLUMNS = (
-    ("version", 7),
-    ("decision", 9),
-    ("trigger", 13),  # live_evidence
-    ("replaced", 8),
-    ("airflow run", 40),
-    ("reason", 0),
-)
+# A reason is written as clauses joined by "; ", followed by any "[... rollback ...]" notes.
+_NOTES = re.compile(r" (?=\[(?:restored by|rolled back by) )")
+
+
+def reason_lines(reason: str) -> list[str]:
+    """A reason's clauses, then its rollback notes, one a line."""
+    clauses, *notes = _NOTES.split(reason)
+    return [*clauses.split("; "), *notes]
 
 
 def decision_rows(tracking_uri: str, model_name: str) -> list[dict[str, str]]:
@@ -59,12 +60,21 @@ def _reason(tags: dict[str, str]) -> str:
 
 
 def print_decisions(pipeline: str, tracking_uri: str) -> None:
+    """One block per version: its decision, trigger and run, then each clause of its reason."""
     model_name = find_pipeline(pipeline).model_name
     rows = decision_rows(tracking_uri, model_name)
-    print(f"registered model {model_name!r} at {tracking_uri} (* = champion)")
-    print("  ".join(name.ljust(width) for name, width in COLUMNS).rstrip())
+    champion = next((r["version"][:-2] for r in rows if r["version"].endswith(" *")), None)
+    count = f"{len(rows)} version{'s' if len(rows) != 1 else ''}"
+    crowned = f"the champion (*) is version {champion}" if champion else "no champion"
+    print(f"registered model {model_name} at {tracking_uri}: {count}, {crowned}")
     for row in rows:
-        print("  ".join(row[name].ljust(width) for name, width in COLUMNS).rstrip())
+        replaced = row["replaced"]
+        replaced = "" if replaced in ("-", "none") else f"  replaced version {replaced}"
+        version, decision, trigger = row["version"], row["decision"], row["trigger"]
+        print(f"  version {version:<5} {decision:<9} trigger {trigger}{replaced}")
+        print(f"      Airflow run {row['airflow run']}")
+        for clause in reason_lines(row["reason"]):
+            print(f"      {clause}")
 
 
 def main(argv: list[str] | None = None) -> int:
