@@ -65,7 +65,7 @@ format: install
 TEST_WORKERS ?= auto
 
 test: install chromium lint docs
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=10
+	$(PY) -m pytest -n $(TEST_WORKERS) --durations=10
 
 stack-test: install chromium
 	$(PY) -m pytest tests/stack

@@ -27,6 +27,7 @@ RETRIES = {"count": 2, "delay_seconds": 5}
 HEARTBEAT_TIMEOUT = 20
 # Waits for a file or a task: at most this long; waits for a run: this long without progress.
 RUN_TIMEOUT = 600
+SCORED_ROWS_PER_DAY = 100_000
 WEEKLY = "churn_weekly_retraining"
 BEFORE_DRIFT = "2026-03-01T02:00:00Z"
 # No schedules: every run here is triggered by the test. A scheduled DAG that is unpaused
@@ -39,8 +40,9 @@ PIPELINES: dict[str, dict[str, Any]] = {
         "source": {"rows_per_day": 2000},  # a fit of a few seconds: long enough to be killed in
         "inference": {
             "schedule": None,
-            "source": {"rows_per_day": 200_000},
-            "batch_size": 2000,
+            # a hundred batches a day: a part is still being written when the worker dies
+            "source": {"rows_per_day": SCORED_ROWS_PER_DAY},
+            "batch_size": SCORED_ROWS_PER_DAY // 100,
         },
     },
     # a second pipeline beside the first: other data, its own registered model and folders

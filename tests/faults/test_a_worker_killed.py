@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from continuous_training.storage import sha256_of
-from tests.faults.conftest import RUN_TIMEOUT, WEEKLY
+from tests.faults.conftest import RUN_TIMEOUT, SCORED_ROWS_PER_DAY, WEEKLY
 from tests.faults.waiting import instances, run_folder, running, until, worker_on
 from tests.stack.airflow_api import AirflowApi
 from tests.stack.native import NativeStack
@@ -77,7 +77,7 @@ def test_worker_killed_while_scoring(
     first = trigger_then_unpause(api, BATCH, BATCH_DATE)
     assert api.wait_for_run(BATCH, first, RUN_TIMEOUT)["state"] == "success"
     undisturbed = _predictions(stack)
-    assert undisturbed and sum(len(f) for f in undisturbed.values()) == 200_000
+    assert undisturbed and sum(len(f) for f in undisturbed.values()) == SCORED_ROWS_PER_DAY
 
     again = api.trigger(BATCH, BATCH_AGAIN)
     folder = stack.settings.data_root / "churn" / "predictions"
