@@ -640,6 +640,87 @@ class RegistryConfig(_Strict):
     experiment: str | None = None
 
 
+class AssignedUser(_Strict):
+    """A person who may answer an approval, as Airflow's auth manager knows them."""
+
+    id: str = Field(min_length=1)  # the auth manager's user id (the simple one: the username)
+    name: str = Field(min_length=1)
+
+
+def _assigned_user(value: Any) -> Any:
+    """A plain string names a user whose id and name are both that string."""
+    return {"id": value, "name": value} if isinstance(value, str) else value
+
+
+class ApprovalConfig(_Strict):
+    """A person approves every champion change before it happens (Airflow's human in the loop).
+
+    With `required`, a candidate that passed the gate (or is forced) waits in the `approve`
+    task of the retraining run, on the Required Actions page of the Airflow UI and in the REST
+    API, until someone approves or rejects it. No answer within `timeout_hours`: rejected as
+    not approved in time. A candidate the gate rejected asks nobody.
+    """
+
+    required: bool = False
+    timeout_hours: float = Field(72.0, gt=0, le=24 * 365)
+    # who may answer; empty: anyone allowed to act on the DAG
+    assigned_users: list[AssignedUser] = Field(default_factory=list)
+
+    @field_validator("assigned_users", mode="before")
+    @classmethod
+    def _users(cls, value: Any) -> Any:
+        return [_assigned_user(v) for v in value] if isinstance(value, list) else value
+
+
+NOTIFY_EVENTS = ("promotion", "rejection", "drift", "decay", "approval_requested", "failure")
+
+
+class EmailNotifyConfig(_Strict):
+    """E-mail through the smtp provider's notifier and the Airflow connection `conn_id`."""
+
+    to: list[str] = Field(min_length=1)
+    conn_id: str = "smtp_default"
+    from_email: str | None = None  # unset: the connection's `from_email` extra
+
+
+class SlackNotifyConfig(_Strict):
+    """Slack through the slack provider's notifiers and an Airflow connection.
+
+    `conn_id` names a Slack API connection (a bot token) and needs `channel`;
+    `webhook_conn_id` names an incoming-webhook connection, whose channel is fixed by Slack.
+    """
+
+    conn_id: str | None = None
+    channel: str | None = None
+    webhook_conn_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SlackNotifyConfig:
+        if (self.conn_id is None) == (self.webhook_conn_id is None):
+            raise ValueError("notify.slack: set exactly one of conn_id and webhook_conn_id")
+        if self.conn_id is not None and not self.channel:
+            raise ValueError("notify.slack.channel is required with notify.slack.conn_id")
+        return self
+
+
+class NotifyConfig(_Strict):
+    """Who hears of decisions without opening a UI; no notifier set: nothing is sent.
+
+    A notifier that cannot reach its server is logged as a warning and never fails the task.
+    """
+
+    email: EmailNotifyConfig | None = None
+    slack: SlackNotifyConfig | None = None
+    # which events are sent (all by default)
+    events: list[Literal[NOTIFY_EVENTS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(NOTIFY_EVENTS)
+    )
+
+    @property
+    def any(self) -> bool:
+        return self.email is not None or self.slack is not None
+
+
 class PipelineConfig(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
@@ -664,6 +745,9 @@ class PipelineConfig(_Strict):
     # ground truth: with a labels section, <name>_performance_monitoring is built
     labels: LabelsConfig | None = None
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    # people in the loop: approval of champion changes, notifications of decisions
+    approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
     # filled in by load_pipeline, so that errors raised later can name the file
     source_file: str | None = None
 
