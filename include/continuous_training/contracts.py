@@ -94,6 +94,13 @@ class Evaluation(RegisteredCandidate):
     minimum_detectable_improvement: float | None
 
 
+class ApprovalRequest(TypedDict):
+    """evaluate_vs_champion -> approve: what the person is shown (Markdown body)."""
+
+    subject: str
+    body: str
+
+
 class Promotion(TypedDict):
     """promote -> the user (XCom, a task of their own): the recorded decision."""
 
@@ -105,6 +112,7 @@ class Promotion(TypedDict):
     replaced_version: str | None
     dry_run: bool
     superseded_evaluations: list[dict[str, Any]]
+    approval: dict[str, Any] | None  # the person's answer, when approval is required
     model_version: str
     champion_version: str | None  # after the decision
 

@@ -22,6 +22,7 @@ from continuous_training.config import (
     pipeline_files,
 )
 from continuous_training.operators import (
+    ApproveChampionChange,
     CheckDecay,
     CheckDrift,
     DebounceDrift,
@@ -49,6 +50,8 @@ TAG = "continuous-training"
 # instead of running the latest. catchup=False keeps the scheduler from creating past runs.
 START_DATE = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TRAINING_WINDOW_DAYS = MAX_WINDOW_DAYS
+# Between evaluate_vs_champion and promote when the YAML says `approval.required`.
+APPROVE_TASK = "approve"
 
 
 def default_args(config: PipelineConfig) -> dict[str, Any]:
@@ -178,7 +181,7 @@ def add_retraining_chain(
     data_window_end: str | None = None,
     drift_episode: str | None = None,
 ) -> Promote:
-    """fetch -> validate -> train_candidate -> evaluate_vs_champion -> promote, in this DAG.
+    """fetch -> validate -> train_candidate -> evaluate_vs_champion -> [approve] -> promote.
 
     `data_window_end` (templated) replaces the run's own window end, e.g. with the end of
     the window in which drift was seen.
@@ -197,7 +200,23 @@ def add_retraining_chain(
     evaluate = EvaluateAgainstChampion(
         task_id="evaluate_vs_champion", candidate=train.output, **common
     )
-    return Promote(task_id="promote", evaluation=evaluate.output, trigger=trigger, **common)
+    if not config.approval.required:
+        return Promote(task_id="promote", evaluation=evaluate.output, trigger=trigger, **common)
+    approve = ApproveChampionChange(
+        task_id=APPROVE_TASK, evaluation=evaluate.output, approval=config.approval, **common
+    )
+    promote = Promote(
+        task_id="promote",
+        evaluation=evaluate.output,
+        trigger=trigger,
+        approval_task_id=APPROVE_TASK,
+        # `approve` is skipped when nothing would change, and promote still records that;
+        # when the whole chain was skipped (a debounced drift event) so is promote.
+        trigger_rule="none_failed_min_one_success",
+        **common,
+    )
+    approve >> promote
+    return promote
 
 
 def build_weekly_retraining(config: PipelineConfig) -> DAG:

@@ -8,6 +8,7 @@ recorded decision.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import time
@@ -22,6 +23,8 @@ from continuous_training.training import RunInfo, predict_scores
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from continuous_training.approval import Answer
 
 log = logging.getLogger(__name__)
 
@@ -315,8 +318,41 @@ def _log_evidence(
         mlflow.log_metrics(metrics)
 
 
-def decide(evaluated: dict[str, Any], options: RunOptions, run: RunInfo) -> registry.Decision:
-    """Turn the gate and the run's params into the decision to record."""
+def decide(
+    evaluated: dict[str, Any],
+    options: RunOptions,
+    run: RunInfo,
+    approval: Answer | None = None,
+    timeout_hours: float = 0.0,
+) -> registry.Decision:
+    """Turn the gate, the run's params and a person's answer into the decision to record.
+
+    `approval` is the answer of the `approve` task when the pipeline requires one (None when
+    nobody had to be asked); only an approval lets a winning or forced candidate through.
+    """
+    decision = _decide_without_approval(evaluated, options, run)
+    if approval is None or not decision.promote:
+        return decision
+    if not approval.approved:
+        return dataclasses.replace(
+            decision,
+            decision=registry.REJECTED,
+            reason=f"{approval.rejection_reason(timeout_hours)} (gate: {evaluated['gate_reason']})",
+            promote=False,
+            replaced_version=None,
+            extra_tags=approval.tags(),
+        )
+    return dataclasses.replace(
+        decision,
+        reason=f"{decision.reason}; approved by {approval.by}"
+        + (f": {approval.comment}" if approval.comment else ""),
+        extra_tags=approval.tags(),
+    )
+
+
+def _decide_without_approval(
+    evaluated: dict[str, Any], options: RunOptions, run: RunInfo
+) -> registry.Decision:
     gate_reason = evaluated["gate_reason"]
     if evaluated.get("superseded"):
         stale = evaluated["superseded"][-1]["champion_version"]
@@ -364,18 +400,21 @@ def promote_candidate(
     options: RunOptions,
     run: RunInfo,
     tracking_uri: str,
+    approval: Answer | None = None,
 ) -> dict[str, Any]:
     """Record the decision on the candidate and, if it won, make it the champion.
 
     If another run promoted since this candidate was evaluated, the candidate is evaluated
     again against the new champion (on its own holdout) and decided again; the record keeps
-    the superseded evaluations. A forced promotion is refused instead: the person who forced
-    it looked at the old champion.
+    the superseded evaluations. A forced promotion is refused instead, and an approved one is
+    recorded as rejected: the person who forced or approved it looked at the old champion.
     """
     import mlflow
 
     client = registry.make_client(tracking_uri)
-    decision, evaluated = _decide_and_apply(client, pipeline, evaluated, options, run, tracking_uri)
+    decision, evaluated = _decide_and_apply(
+        client, pipeline, evaluated, options, run, tracking_uri, approval
+    )
     if not decision.promote and not decision.dry_run and evaluated.get("wants_live_evidence"):
         from continuous_training.live_evidence import PENDING, TAG_LIVE
 
@@ -391,6 +430,7 @@ def promote_candidate(
         "replaced_version": decision.replaced_version if decision.promote else None,
         "dry_run": decision.dry_run,
         "superseded_evaluations": evaluated.get("superseded", []),
+        "approval": None if approval is None else approval.to_dict(),
     }
     run_id = evaluated["mlflow_run_id"]
     record = mlflow.artifacts.load_dict(f"runs:/{run_id}/{RECORD_PATH}")
@@ -410,10 +450,12 @@ def _decide_and_apply(
     options: RunOptions,
     run: RunInfo,
     tracking_uri: str,
+    approval: Answer | None = None,
 ) -> tuple[registry.Decision, dict[str, Any]]:
     superseded: list[dict[str, Any]] = []
+    timeout = pipeline.approval.timeout_hours
     while True:
-        decision = decide(evaluated, options, run)
+        decision = decide(evaluated, options, run, approval, timeout)
         try:
             registry.apply_decision(
                 client,
@@ -424,6 +466,8 @@ def _decide_and_apply(
             )
             return decision, evaluated
         except registry.ChampionChangedError as moved:
+            if approval is not None and approval.approved and not options.force_promote:
+                return _approved_too_late(client, pipeline, evaluated, decision, moved), evaluated
             if options.force_promote or len(superseded) >= MAX_REEVALUATIONS:
                 raise
             log.warning("%s; evaluating again against version %s", moved, moved.now_champion)
@@ -435,6 +479,28 @@ def _decide_and_apply(
                 **evaluate_candidate(pipeline, candidate, tracking_uri),
                 "superseded": superseded,
             }
+
+
+def _approved_too_late(
+    client: Any,
+    pipeline: PipelineConfig,
+    evaluated: dict[str, Any],
+    decision: registry.Decision,
+    moved: registry.ChampionChangedError,
+) -> registry.Decision:
+    """The champion moved while the person decided: their approval was of another change."""
+    rejected = dataclasses.replace(
+        decision,
+        decision=registry.REJECTED,
+        reason=f"approved against version {evaluated['champion_version']}, but {moved}; "
+        "trigger the retraining again to ask for a new approval",
+        promote=False,
+        replaced_version=None,
+    )
+    registry.apply_decision(
+        client, pipeline.model_name, evaluated["model_version"], rejected, expected_champion=None
+    )
+    return rejected
 
 
 def _superseded(evaluated: dict[str, Any], why: str) -> dict[str, Any]:

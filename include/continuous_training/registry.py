@@ -12,8 +12,8 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from continuous_training.errors import BadInputError
@@ -79,9 +79,12 @@ class Decision:
     promote: bool
     replaced_version: str | None = None
     dry_run: bool = False
+    # more of the record, e.g. a person's approval (`ct.approved_by`)
+    extra_tags: Mapping[str, str] = field(default_factory=dict)
 
     def tags(self) -> dict[str, str]:
         tags = {
+            **self.extra_tags,
             TAG_DECISION: self.decision,
             TAG_REASON: self.reason[:4900],  # MLflow caps tag values at 5000 chars
             TAG_TRIGGER: self.trigger,

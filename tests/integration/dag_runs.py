@@ -61,7 +61,13 @@ def run_dag(
         # Airflow hands each callback the attempt's exception: what the user reads in the log.
         task.on_retry_callback = [_record_error]
         task.on_failure_callback = [_record_error]
-    return dag.test(logical_date=logical_date, run_conf=conf or {}, run_after=run_after)
+    dag_run = dag.test(logical_date=logical_date, run_conf=conf or {}, run_after=run_after)
+    # dag.test() leaves its last change uncommitted (the run's end, and what the listeners
+    # wrote then, e.g. the run note); a scheduler commits it.
+    from airflow import settings
+
+    settings.Session().commit()
+    return dag_run
 
 
 def _record_error(context: Any) -> None:
@@ -89,6 +95,19 @@ def task_states(dag_run: Any) -> dict[str, str]:
         task: found[0] if len(found) == 1 else f"{'/'.join(sorted(set(found)))}*{len(found)}"
         for task, found in states.items()
     }
+
+
+def run_note(dag_run: Any) -> str | None:
+    """The run's note as the metadata database holds it (what the UI shows)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        found = session.scalars(
+            select(DagRun).where(DagRun.dag_id == dag_run.dag_id, DagRun.run_id == dag_run.run_id)
+        ).one()
+        return found.note
 
 
 def asset_events(asset_name: str) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import pytest
 from tests.integration.dag_runs import (
     champion,
     run_dag,
+    run_note,
     task_states,
     versions,
     write_pipeline,
@@ -39,6 +40,9 @@ def test_first_run_promotes_same_data_rejects_post_drift_promotes(client) -> Non
     for key in ("ct.trigger", "ct.airflow_run_id", "ct.train_data_sha256", "ct.holdout_sha256"):
         assert v1.tags[key], key
     assert v1.tags["ct.git_sha"] == "test-sha"
+    note = run_note(run1)  # the outcome, where the Runs list shows it
+    assert note.startswith("**PROMOTED** version 1 (the first champion)"), note
+    assert "Data 2026-02-01 to 2026-03-01; trigger manual" in note
     assert v1.tags["ct.trigger"] == "manual"  # dag.test() makes manual runs
     assert v1.tags["ct.airflow_run_id"] == run1.run_id
     run_url = xcom_value(run1, "train_candidate")["mlflow_run_url"]
@@ -64,6 +68,9 @@ def test_first_run_promotes_same_data_rejects_post_drift_promotes(client) -> Non
     assert v2.tags["ct.decision"] == "rejected"
     assert "does not clear" in v2.tags["ct.decision_reason"]
     assert champion(client, "churn") == "1"
+    note = run_note(run2)
+    assert note.startswith("**REJECTED** version 2 (champion stays version 1)"), note
+    assert "roc_auc " in note and " vs champion " in note and "does not clear" in note
     # the rejection says what this holdout could have detected, in the XCom and on the card
     detectable = xcom_value(run2, "evaluate_vs_champion")["minimum_detectable_improvement"]
     assert detectable >= MIN_IMPROVEMENT  # the same model twice: SE 0, exactly the threshold
@@ -115,6 +122,7 @@ def test_data_failing_validation_stops_at_validation_and_registers_nothing(
     assert states["validate"] == "failed"
     assert states["train_candidate"] == "upstream_failed"
     assert versions(client, "churn_bad_data") == []
+    assert run_note(run) == "**FAILED** at validate: its log says why"
     [report_path] = Path(os.environ["CT_DATA_ROOT"]).glob("churn_bad_data/runs/*/validation.json")
     report = json.loads(report_path.read_text())
     assert report["success"] is False

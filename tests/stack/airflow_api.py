@@ -126,6 +126,49 @@ class AirflowApi:
         )
         return self.request("GET", path)["value"]
 
+    # ------------------------------------------------------------------ human in the loop
+
+    def task_state(self, dag_id: str, run_id: str, task_id: str) -> str | None:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}"
+        return self.request("GET", path)["state"]
+
+    def wait_for_task(
+        self, dag_id: str, run_id: str, task_id: str, states: set[str], stall_timeout: float
+    ) -> str:
+        """Poll until the task is in one of `states` (or the run ends); the state it reached."""
+        progress: tuple = ()
+        last_change = time.monotonic()
+        while True:
+            state = self.task_state(dag_id, run_id, task_id)
+            if state in states:
+                return state
+            run = self.run(dag_id, run_id)
+            if run["state"] in FINISHED:
+                raise AirflowApiError(f"{dag_id} {run_id} ended {run['state']}; {task_id}: {state}")
+            now = _progress_of(self.task_instances(dag_id, run_id))
+            if now != progress:
+                progress, last_change = now, time.monotonic()
+            elif time.monotonic() - last_change > stall_timeout:
+                raise AirflowApiError(f"{task_id} of {dag_id} {run_id} stuck in {state}")
+            time.sleep(2)
+
+    def hitl_path(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+        run = quote(run_id, safe="")
+        return (
+            f"/api/v2/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}/{map_index}/hitlDetails"
+        )
+
+    def hitl_detail(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        """The question a human-in-the-loop task asks, and its answer once given."""
+        return self.request("GET", self.hitl_path(dag_id, run_id, task_id))
+
+    def respond(
+        self, dag_id: str, run_id: str, task_id: str, option: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What the Required Actions page sends: the chosen option and the form's fields."""
+        body = {"chosen_options": [option], "params_input": params}
+        return self.request("PATCH", self.hitl_path(dag_id, run_id, task_id), json=body)
+
 
 def _progress_of(task_instances: list[dict[str, Any]]) -> tuple:
     """Where a run stands: each task instance's state and attempt."""

@@ -20,6 +20,7 @@ from tests.stack.native import NativeStack, Settings
 from tests.stack.runs import (
     BATCH,
     BATCH_DATE,
+    STACK_PIPELINES,
     STALL_TIMEOUT,
     TRAINING_DAYS,
     WEEKLY,
@@ -34,7 +35,7 @@ _RUNNING: list[NativeStack] = []
 @pytest.fixture(scope="package")
 def stack() -> Iterator[NativeStack]:
     """Up once for the folder; down (processes, databases, Redis keys) even when tests fail."""
-    with started(Settings.create(), _RUNNING) as running:
+    with started(Settings.create(pipelines=STACK_PIPELINES), _RUNNING) as running:
         yield running
 
 

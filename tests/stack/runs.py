@@ -18,6 +18,37 @@ TRAINING_DAYS = 14
 STALL_TIMEOUT = 300
 
 
+# Pipelines that need a person: approval required, nothing scheduled (runs are the tests').
+APPROVAL = "approved"
+APPROVAL_LATE = "approved_late"
+APPROVER = "ct-operator"  # the stack's admin (Settings.create): the one assigned user
+APPROVAL_DATES = ("2026-01-15", "2026-01-16", "2026-01-17", "2026-01-18")
+
+
+def approval_pipeline(timeout_hours: float) -> dict[str, Any]:
+    return {
+        "schedule": None,
+        "inference": {"schedule": None},
+        "windows": {"training_days": 14, "holdout_days": 7},
+        "approval": {
+            "required": True,
+            "timeout_hours": timeout_hours,
+            "assigned_users": [APPROVER],
+        },
+    }
+
+
+# Written beside the shipped churn.yaml into the stack's pipelines folder.
+STACK_PIPELINES = {
+    APPROVAL: approval_pipeline(timeout_hours=2),
+    APPROVAL_LATE: approval_pipeline(timeout_hours=0.005),  # 18 s: the scheduler's sweep
+}
+
+
+def weekly(pipeline: str) -> str:
+    return f"{pipeline}_weekly_retraining"
+
+
 CATCHUP_WAIT = 20
 CATCHUP_NOTE = "Not run: the stack test's catch-up run of unpausing (tests/stack/runs.py)."
 

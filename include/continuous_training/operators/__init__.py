@@ -6,6 +6,7 @@ Each operator stores its arguments, builds the run context and calls its step in
 models and the contracts, never pandas, sklearn or MLflow, so DAG files that use it parse fast.
 """
 
+from continuous_training.operators.approval import ApproveChampionChange
 from continuous_training.operators.base import PipelineOperator, resolve_tracking_uri
 from continuous_training.operators.config_error import ReportConfigError
 from continuous_training.operators.drift_retraining import DebounceDrift
@@ -35,6 +36,7 @@ from continuous_training.operators.retraining import (
 from continuous_training.operators.rollback import RollbackChampion
 
 __all__ = [
+    "ApproveChampionChange",
     "CheckDecay",
     "CheckDrift",
     "DebounceDrift",

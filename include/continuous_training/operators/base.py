@@ -210,6 +210,16 @@ class PipelineOperator(BaseOperator):
         conn_id = getattr(source, "conn_id", None)
         return connection_uri(conn_id, sqlalchemy=sqlalchemy) if conn_id else None
 
+    def write_note(self, context: Mapping[str, Any], text: str) -> None:
+        """The run's outcome for its note: written onto the run when it ends (a listener).
+
+        Tasks cannot write a run's note themselves (Airflow 3's task API has no call for it);
+        the listener in `operators/run_notes.py` copies the newest of these when the run ends.
+        """
+        from continuous_training.run_notes import NOTE_KEY
+
+        context["ti"].xcom_push(key=NOTE_KEY, value=text)
+
     def emit(self, context: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
         """Every outlet's asset event carries `extra`; Airflow sends them if the task succeeds."""
         for outlet in self.outlets:

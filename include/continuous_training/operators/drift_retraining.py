@@ -19,10 +19,16 @@ class DebounceDrift(PipelineOperator):
     """
 
     def execute(self, context: Any) -> TriggeringEvent:
+        from continuous_training import run_notes
+        from continuous_training.errors import StepSkipped
         from continuous_training.steps import retraining as steps
 
         ctx = self.run_context(context)
-        return steps.debounce(self.config(context), ctx, self._event(context))
+        try:
+            return steps.debounce(self.config(context), ctx, self._event(context))
+        except StepSkipped as skipped:
+            self.write_note(context, run_notes.skipped(str(skipped)))
+            raise
 
     def _event(self, context: Any) -> TriggeringEvent:
         """The newest event of the inlets that this run is about, with its kind as `trigger`."""

@@ -112,10 +112,13 @@ class CheckDrift(_AfterPin):
         self.published = published
 
     def execute(self, context: Any) -> DriftSummary:
+        from continuous_training import run_notes
         from continuous_training.steps import inference as steps
 
         ctx = self.run_context(context)
-        return steps.check_drift(self.config(context), ctx, self.pinned, self.published)
+        summary = steps.check_drift(self.config(context), ctx, self.pinned, self.published)
+        self.write_note(context, run_notes.inference(self.pinned, self.published, summary))
+        return summary
 
 
 class EmitDriftEvent(PipelineOperator):

@@ -133,13 +133,29 @@ class Promote(PipelineOperator):
 
     template_fields = (*PipelineOperator.template_fields, "evaluation", "trigger")
 
-    def __init__(self, *, evaluation: Any, trigger: str = "schedule", **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        evaluation: Any,
+        trigger: str = "schedule",
+        approval_task_id: str | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.evaluation = evaluation
         self.trigger = trigger
+        # the task whose answer a change needs (`approval.required`), or None
+        self.approval_task_id = approval_task_id
 
     def execute(self, context: Any) -> Promotion:
         from continuous_training.steps import retraining as steps
 
         ctx = self.run_context(context)
-        return steps.promote(self.config(context), ctx, self.evaluation)
+        response = None
+        if self.approval_task_id:
+            # None when the approval task was skipped (nothing to approve) or never answered
+            response = context["ti"].xcom_pull(task_ids=self.approval_task_id)
+        config = self.config(context)
+        outcome = steps.promote(config, ctx, self.evaluation, response)
+        self.write_note(context, steps.run_note(config, ctx, self.evaluation, outcome))
+        return outcome

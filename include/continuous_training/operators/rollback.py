@@ -12,7 +12,10 @@ class RollbackChampion(PipelineOperator):
     """Move `champion` back to a version that served before; `params.reason` is required."""
 
     def execute(self, context: Any) -> Rollback:
+        from continuous_training import run_notes
         from continuous_training.steps import rollback as steps
 
         ctx = self.run_context(context)
-        return steps.rollback(self.config(context), ctx)
+        outcome = steps.rollback(self.config(context), ctx)
+        self.write_note(context, run_notes.rollback(outcome, str(ctx.params.get("reason") or "")))
+        return outcome

@@ -10,9 +10,20 @@ import logging
 from collections.abc import Mapping
 from typing import Any, cast
 
-from continuous_training import drift, promotion, registry, sources, storage, training, validation
+from continuous_training import (
+    approval,
+    drift,
+    promotion,
+    registry,
+    run_notes,
+    sources,
+    storage,
+    training,
+    validation,
+)
 from continuous_training.config import ConfigError, PipelineConfig
 from continuous_training.contracts import (
+    ApprovalRequest,
     Candidate,
     Evaluation,
     Promotion,
@@ -117,11 +128,51 @@ def evaluate(config: PipelineConfig, ctx: RunContext, candidate: Candidate) -> E
     return cast(Evaluation, evaluated)
 
 
-def promote(config: PipelineConfig, ctx: RunContext, evaluation: Evaluation) -> Promotion:
-    """Move `champion` to the candidate if it won (compare-and-set); record the decision."""
+def approval_request(
+    config: PipelineConfig, ctx: RunContext, evaluation: Evaluation
+) -> ApprovalRequest:
+    """What a person is asked to approve: skipped when nothing would change (`approval`)."""
+    options = run_options(ctx.params)
+    skip = approval.skip_reason(config, evaluation, options)
+    if skip:
+        raise StepSkipped(f"no approval needed: {skip}")
+    registry.make_client(ctx.tracking_uri)  # checks the server and login; sets the URI
+    record = _decision_record(evaluation["mlflow_run_id"])
+    log.info("asking for approval of version %s", evaluation["model_version"])
+    return {
+        "subject": approval.subject(config, evaluation),
+        "body": approval.body(config, evaluation, record, options),
+    }
+
+
+def _decision_record(run_id: str) -> dict[str, Any]:
+    import mlflow
+
+    return dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{promotion.RECORD_PATH}"))
+
+
+def promote(
+    config: PipelineConfig,
+    ctx: RunContext,
+    evaluation: Evaluation,
+    approval_response: Mapping[str, Any] | None = None,
+) -> Promotion:
+    """Move `champion` to the candidate if it won (compare-and-set); record the decision.
+
+    With `approval.required`, a change needs the approve task's answer (`approval_response`):
+    a rejection, a timeout or no answer at all records the candidate as rejected.
+    """
+    options = run_options(ctx.params)
+    answer = None
+    if not approval.skip_reason(config, evaluation, options):
+        answer = (
+            approval.answer_from_response(approval_response)
+            if approval_response
+            else approval.NO_ANSWER
+        )
     # A re-evaluation (the champion moved) loads models too: changed files do not heal.
     outcome = promotion.promote_candidate(
-        config, dict(evaluation), run_options(ctx.params), run_info(ctx), ctx.tracking_uri
+        config, dict(evaluation), options, run_info(ctx), ctx.tracking_uri, answer
     )
     log.info(
         "%s version %s (ct.trigger=%s): %s",
@@ -131,6 +182,14 @@ def promote(config: PipelineConfig, ctx: RunContext, evaluation: Evaluation) -> 
         outcome["reason"],
     )
     return cast(Promotion, outcome)
+
+
+def run_note(
+    config: PipelineConfig, ctx: RunContext, evaluation: Evaluation, outcome: Promotion
+) -> str:
+    """The retraining run's note: decision, versions, primary metric, data window, reason."""
+    window = f"{fetch_start(config, ctx.window_end):%Y-%m-%d} to {ctx.window_end:%Y-%m-%d}"
+    return run_notes.retraining(outcome, evaluation, window)
 
 
 def debounce(config: PipelineConfig, ctx: RunContext, event: TriggeringEvent) -> TriggeringEvent:

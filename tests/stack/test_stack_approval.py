@@ -1,0 +1,164 @@
+"""A person approves champion changes (`approval.required`), over the REST API, as a script would.
+
+Runs of `approved_weekly_retraining`, one after another: the first candidate waits for
+approval and is approved; the next, which the gate rejects, asks nobody; a forced candidate
+still needs approval and is rejected. `approved_late` is asked too and never answered: the
+scheduler's timeout rejects it. test_stack_browser approves one more from the UI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.stack.airflow_api import AirflowApi
+from tests.stack.native import NativeStack
+from tests.stack.runs import (
+    APPROVAL,
+    APPROVAL_DATES,
+    APPROVAL_LATE,
+    APPROVER,
+    STALL_TIMEOUT,
+    trigger_then_unpause,
+    weekly,
+)
+
+pytestmark = pytest.mark.stack
+
+DAG = weekly(APPROVAL)
+APPROVE = "approve"
+
+
+@pytest.fixture(scope="module")
+def mlflow(stack: NativeStack) -> Iterator[Any]:
+    """A client with the stack's MLflow login (the basic-auth app)."""
+    import os
+
+    from mlflow import MlflowClient
+
+    variables = stack.settings.variables
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    os.environ["MLFLOW_TRACKING_USERNAME"] = variables["MLFLOW_ADMIN_USERNAME"]
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = variables["MLFLOW_ADMIN_PASSWORD"]
+    yield MlflowClient(stack.settings.mlflow_url)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def champion(client: Any, model: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(model, "champion").version)
+    except MlflowException:
+        return None
+
+
+def version_of_run(client: Any, model: str, run_id: str) -> Any:
+    (version,) = [
+        v
+        for v in client.search_model_versions(f"name = '{model}'")
+        if v.tags.get("ct.airflow_run_id") == run_id
+    ]
+    return version
+
+
+def start(api: AirflowApi, dag_id: str, day: str, conf: dict[str, Any] | None = None) -> str:
+    return trigger_then_unpause(api, dag_id, f"{day}T02:00:00Z", conf)
+
+
+@pytest.fixture(scope="module")
+def late_run(api: AirflowApi) -> str:
+    """Started first: it waits out its 18 s while the other runs train."""
+    return start(api, weekly(APPROVAL_LATE), APPROVAL_DATES[0])
+
+
+@pytest.fixture(scope="module")
+def approved_run(api: AirflowApi, late_run: str) -> dict[str, Any]:
+    """The first candidate of `approved`: asked, then approved over REST with a comment."""
+    run_id = start(api, DAG, APPROVAL_DATES[0])
+    api.wait_for_task(DAG, run_id, APPROVE, {"awaiting_input"}, STALL_TIMEOUT)
+    question = api.hitl_detail(DAG, run_id, APPROVE)
+    answer = api.respond(DAG, run_id, APPROVE, "Approve", {"comment": "metrics look right"})
+    run = api.wait_for_run(DAG, run_id, STALL_TIMEOUT)
+    return {"run": run, "question": question, "answer": answer}
+
+
+def test_approval_waits_with_the_evidence_then_promotes(
+    api: AirflowApi, mlflow: Any, approved_run: dict[str, Any]
+) -> None:
+    question, run = approved_run["question"], approved_run["run"]
+    assert question["options"] == ["Approve", "Reject"]
+    assert question["subject"].startswith(f"{APPROVAL}: promote version ")
+    body = question["body"]
+    for evidence in ("roc_auc", "log_loss", "Gate checks", "Model card", "MLflow run", "holdout"):
+        assert evidence in body, f"{evidence!r} missing from the approval body:\n{body}"
+    assert [u["id"] for u in question["assigned_users"]] == [APPROVER]
+    assert approved_run["answer"]["responded_by"]["name"] == APPROVER
+    assert run["state"] == "success"
+    version = version_of_run(mlflow, APPROVAL, run["dag_run_id"])
+    assert champion(mlflow, APPROVAL) == version.version
+    assert version.tags["ct.decision"] == "promoted"
+    assert version.tags["ct.approved_by"] == APPROVER
+    assert version.tags["ct.approval"] == "approved"
+    assert version.tags["ct.approval_comment"] == "metrics look right"
+    assert f"approved by {APPROVER}: metrics look right" in version.tags["ct.decision_reason"]
+    promotion = api.xcom(DAG, run["dag_run_id"], "promote")
+    assert promotion["approval"]["by"] == APPROVER
+
+
+def test_a_candidate_the_gate_rejects_asks_nobody(
+    api: AirflowApi, mlflow: Any, approved_run: dict[str, Any]
+) -> None:
+    before = champion(mlflow, APPROVAL)
+    run_id = start(api, DAG, APPROVAL_DATES[1])
+    run = api.wait_for_run(DAG, run_id, STALL_TIMEOUT)
+    assert run["state"] == "success"
+    states = {ti["task_id"]: ti["state"] for ti in api.task_instances(DAG, run_id)}
+    assert states[APPROVE] == "skipped", states
+    assert states["promote"] == "success", states
+    version = version_of_run(mlflow, APPROVAL, run_id)
+    assert version.tags["ct.decision"] == "rejected"
+    assert "ct.approval" not in version.tags
+    assert champion(mlflow, APPROVAL) == before
+
+
+def test_a_forced_promotion_still_needs_approval_and_a_rejection_keeps_the_champion(
+    api: AirflowApi, mlflow: Any, approved_run: dict[str, Any]
+) -> None:
+    before = champion(mlflow, APPROVAL)
+    conf = {"force_promote": True, "reason": "the new features must ship"}
+    run_id = start(api, DAG, APPROVAL_DATES[2], conf)
+    api.wait_for_task(DAG, run_id, APPROVE, {"awaiting_input"}, STALL_TIMEOUT)
+    assert "the new features must ship" in api.hitl_detail(DAG, run_id, APPROVE)["body"]
+    api.respond(DAG, run_id, APPROVE, "Reject", {"comment": "not before the audit"})
+    run = api.wait_for_run(DAG, run_id, STALL_TIMEOUT)
+    assert run["state"] == "success"
+    version = version_of_run(mlflow, APPROVAL, run_id)
+    assert version.tags["ct.decision"] == "rejected"
+    assert version.tags["ct.rejected_by"] == APPROVER
+    assert version.tags["ct.approval"] == "rejected"
+    assert version.tags["ct.decision_reason"].startswith(
+        f"rejected by {APPROVER}: not before the audit"
+    )
+    assert champion(mlflow, APPROVAL) == before
+
+
+def test_no_answer_in_time_is_a_rejection(
+    api: AirflowApi, mlflow: Any, late_run: str, approved_run: dict[str, Any]
+) -> None:
+    dag_id = weekly(APPROVAL_LATE)
+    run = api.wait_for_run(dag_id, late_run, STALL_TIMEOUT)
+    assert run["state"] == "success"
+    detail = api.hitl_detail(dag_id, late_run, APPROVE)
+    assert detail["chosen_options"] == ["Reject"] and detail.get("responded_by_user") is None
+    version = version_of_run(mlflow, APPROVAL_LATE, late_run)
+    assert version.tags["ct.decision"] == "rejected"
+    assert version.tags["ct.approval"] == "timed_out"
+    assert version.tags["ct.decision_reason"].startswith("not approved in time")
+    assert champion(mlflow, APPROVAL_LATE) is None
