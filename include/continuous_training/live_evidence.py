@@ -188,6 +188,15 @@ def judge_and_promote(
     if not evidence.cleared:
         reason = f"challenger version {challenger} stays in shadow: {evidence.reason}"
         return {**summary, "promoted": False, "reason": reason}
+    if pipeline.approval.required:
+        # Only the retraining chain asks a person (its approve task); this run asks nobody,
+        # so it promotes nothing and says what the evidence showed.
+        reason = (
+            f"challenger version {challenger} stays in shadow although its live evidence "
+            f"cleared ({evidence.reason}): approval.required, and only a retraining run asks "
+            "for approval"
+        )
+        return {**summary, "promoted": False, "reason": reason}
     decision = registry.Decision(
         decision=registry.PROMOTED,
         reason=f"live evidence: {evidence.reason}",

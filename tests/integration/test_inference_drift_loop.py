@@ -20,6 +20,7 @@ from tests.integration.dag_runs import (
     asset_events,
     champion,
     run_dag,
+    run_note,
     task_states,
     versions,
     write_pipeline,
@@ -70,6 +71,9 @@ def test_inference_drift_retrain_rollback_loop(client) -> None:
     assert scored["probability"].between(0, 1).all()
     [event] = asset_events(PREDICTIONS_ASSET)
     assert event["model_version"] == "1" and event["rows"] == 300
+    note = run_note(calm)
+    assert note.startswith("**SCORED** 300 rows with version 1, 2026-02-"), note
+    assert "of the features drifted (threshold 30%): no drift event" in note
 
     drifted = run_dag(f"{NAME}_batch_inference", AFTER_DRIFT)
     assert str(drifted.state) == "success", task_states(drifted)
@@ -82,6 +86,8 @@ def test_inference_drift_retrain_rollback_loop(client) -> None:
     assert set(summary["drifted_columns"]) <= set(summary["columns"])
     run_id = xcom_value(drifted, "pin_champion")["mlflow_run_id"]
     assert "drift/report.html" in {a.path for a in client.list_artifacts(run_id, "drift")}
+    assert f"{summary['drifted_share']:.0%} of the features drifted" in run_note(drifted)
+    assert "a drift event follows" in run_note(drifted)
 
     retrain = run_dag(f"{NAME}_drift_retraining", AFTER_DRIFT)
     assert str(retrain.state) == "success", task_states(retrain)
@@ -95,6 +101,7 @@ def test_inference_drift_retrain_rollback_loop(client) -> None:
     again = run_dag(f"{NAME}_drift_retraining", AFTER_DRIFT)
     assert task_states(again)["debounce_drift"] == "skipped"
     assert task_states(again)["promote"] == "skipped"
+    assert run_note(again).startswith("**SKIPPED**: "), run_note(again)
     assert len(versions(client, NAME)) == 2
 
     # A new episode (champion v2) one day after v2's data ends: inside the 24 h cooldown.
@@ -113,6 +120,9 @@ def test_inference_drift_retrain_rollback_loop(client) -> None:
     assert v1.tags["ct.rollback.replaced_version"] == "2"
     assert v1.tags["ct.rollback.decision_reason"] == "v2 misbehaves in the CRM"
     assert v2.tags["ct.rollback.demoted_by_run"] == rollback.run_id
+    assert run_note(rollback) == (
+        "**ROLLED BACK** champion to version 1 (from version 2)\n\nReason: v2 misbehaves in the CRM"
+    )
     from continuous_training.cli import decision_rows
 
     ledger = decision_rows(os.environ["MLFLOW_TRACKING_URI"], NAME)

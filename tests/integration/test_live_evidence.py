@@ -77,7 +77,9 @@ def _register(client: Any, name: str, seed: int) -> str:
     return version
 
 
-def champion_and_pending_challenger(client: Any, name: str, *, pending: bool = True) -> None:
+def champion_and_pending_challenger(
+    client: Any, name: str, *, pending: bool = True, **overrides: Any
+) -> None:
     """v1 champion; v2 challenger rejected by its holdout, as `promote_candidate` leaves it."""
     import mlflow
 
@@ -85,6 +87,7 @@ def champion_and_pending_challenger(client: Any, name: str, *, pending: bool = T
         name,
         labels={"delay_days": DELAY_DAYS},
         gates={"live_evidence": {"enabled": True, "min_days": MIN_DAYS, "min_rows_per_day": 100}},
+        **overrides,
     )
     assert _register(client, name, seed=1) == "1"
     assert _register(client, name, seed=2) == "2"
@@ -351,6 +354,22 @@ def test_challenger_rejected_for_another_reason_is_not_judged(client) -> None:
     )
     assert champion(client, name) == "1"
     assert versions(client, name)[1].tags["ct.decision"] == "rejected"
+
+
+def test_with_approval_required_cleared_evidence_promotes_nothing(client) -> None:
+    """Only a retraining run asks a person; live evidence never moves the champion alone."""
+    name = "churn_live_approval"
+    champion_and_pending_challenger(client, name, approval={"required": True})
+    as_of = settled_days(name, 30, gain=0.03, seed=14)  # v1 vs v2: this would clear
+
+    outcome = live_evidence.judge_and_promote(
+        find_pipeline(name), as_of, _tracking_uri(), "scheduled__approval"
+    )
+    assert outcome["promoted"] is False
+    assert outcome["evidence"]["cleared"] is True
+    assert "approval.required" in outcome["reason"]
+    assert champion(client, name) == "1"
+    assert versions(client, name)[1].tags["ct.live_evidence"] == "pending"
 
 
 def test_champion_moved_before_the_look_promotes_nothing(client) -> None:

@@ -110,6 +110,8 @@ def test_approval_waits_with_the_evidence_then_promotes(
     assert f"approved by {APPROVER}: metrics look right" in version.tags["ct.decision_reason"]
     promotion = api.xcom(DAG, run["dag_run_id"], "promote")
     assert promotion["approval"]["by"] == APPROVER
+    # the scheduler's listener wrote the outcome as the run's note
+    assert run["note"].startswith(f"**PROMOTED** version {version.version}"), run["note"]
 
 
 def test_a_candidate_the_gate_rejects_asks_nobody(
@@ -147,6 +149,9 @@ def test_a_forced_promotion_still_needs_approval_and_a_rejection_keeps_the_champ
         f"rejected by {APPROVER}: not before the audit"
     )
     assert champion(mlflow, APPROVAL) == before
+    note = run["note"]
+    assert note.startswith(f"**REJECTED** version {version.version} (champion stays"), note
+    assert f"Reason: rejected by {APPROVER}: not before the audit" in note
 
 
 def test_no_answer_in_time_is_a_rejection(
