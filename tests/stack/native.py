@@ -126,6 +126,8 @@ class Settings:
             "MLFLOW_FLASK_SECRET_KEY": secrets.token_hex(32),
             "CT_PII_HASH_KEY": secrets.token_hex(32),
             "CT_GIT_SHA": "stack-test",
+            # what people would type: here the API server's own loopback port
+            "AIRFLOW_BASE_URL": f"http://127.0.0.1:{ports['api']}",
         }
         worker_log_ports = [free_port() for _ in range(WORKER_REPLICAS)]
         return cls(
