@@ -139,7 +139,12 @@ class Promote(PipelineOperator):
         self.trigger = trigger
 
     def execute(self, context: Any) -> Promotion:
+        from continuous_training.operators.notify import notify_decision
         from continuous_training.steps import retraining as steps
 
         ctx = self.run_context(context)
-        return steps.promote(self.config(context), ctx, self.evaluation)
+        config = self.config(context)
+        outcome = steps.promote(config, ctx, self.evaluation)
+        # After the decision is recorded: a notifier that fails only logs a warning.
+        notify_decision(config, outcome, self.evaluation, context)
+        return outcome
