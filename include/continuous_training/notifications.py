@@ -101,7 +101,9 @@ def rejection(
 ) -> Message:
     """A candidate was not promoted; the champion stays, and the reason says why."""
     version, reason = outcome["model_version"], str(outcome["reason"])
-    subject = f"[{pipeline}] version {version} rejected: {_cut(reason, SUBJECT_REASON_CHARS)}"
+    # The gate's reason starts with its verdict, which the subject already says.
+    short = _cut(reason.removeprefix("rejected: "), SUBJECT_REASON_CHARS)
+    subject = f"[{pipeline}] version {version} rejected: {short}"
     kept = outcome.get("champion_version")
     lines = [
         f"Pipeline {pipeline}: version {version} of model {evaluation['model_name']} was "
@@ -194,12 +196,11 @@ def failure(
     airflow_run_url: str,
     log_url: str | None = None,
 ) -> Message:
-    """A task failed for good (after its last retry); the champion is as it was."""
+    """A task failed for good (after its last retry); its log has the traceback."""
     subject = f"[{pipeline}] task failed: {dag_id}.{task_id}"
     lines = [
         f"Pipeline {pipeline}: task {task_id} of {dag_id} failed (run {run_id}).",
         f"Error: {_cut(error.strip(), ERROR_CHARS)}",
-        "Nothing was promoted by this run after the failure; the champion is unchanged.",
         *_links(airflow_run_url, None),
         *([f"Task log: {log_url}"] if log_url else []),
     ]

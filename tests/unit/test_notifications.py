@@ -93,6 +93,13 @@ def test_rejection_keeps_the_champion_and_gives_the_reason() -> None:
     assert message.subject == "[churn] version 3 rejected: improvement {0.001} < 0.005"
     assert "version 1 stays the champion" in message.text
     assert "Reason: improvement {0.001} < 0.005" in message.text
+    gate_said = outcome(False, reason="rejected: roc_auc improvement +0.0000 does not clear 0.005")
+    again = notifications.rejection("churn", gate_said, evaluation(), AIRFLOW_URL)
+    assert (
+        again.subject
+        == "[churn] version 3 rejected: roc_auc improvement +0.0000 does not clear 0.005"
+    )
+    assert "Reason: rejected: roc_auc improvement" in again.text
 
 
 def test_a_long_reason_is_cut_in_the_subject_and_whole_in_the_text() -> None:
@@ -212,6 +219,14 @@ def test_a_notifier_that_fails_is_a_warning(
     [record] = caplog.records
     assert record.levelname == "WARNING"
     assert "notify.email: could not send the drift notification 'the subject'" in record.message
+
+
+def test_tasks_get_the_failure_callback_only_with_a_notifier() -> None:
+    from continuous_training.dag_factory import default_args
+
+    assert "on_failure_callback" not in default_args(find_pipeline("churn"))
+    callback = default_args(with_notify(email={"to": ["a@example.com"]}))["on_failure_callback"]
+    assert isinstance(callback, notify.NotifyFailure) and callback.pipeline == "churn"
 
 
 def test_the_factory_loads_no_notifier_provider() -> None:
