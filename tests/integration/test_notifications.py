@@ -45,6 +45,8 @@ BASE_URL = "http://airflow.test:8080"
 SMTP_CONN, DOWN_CONN, WEBHOOK_CONN = "ct_notify_smtp", "ct_notify_smtp_down", "ct_notify_webhook"
 EMAIL = {"to": ["ml-team@example.com"], "conn_id": SMTP_CONN}
 UNREACHABLE = f"{__name__}.UnreachableWarehouse"
+# The path of the webhook's URL, which the connection holds as its password.
+WEBHOOK_PATH = "/T000/B000/XXXX"
 
 
 class UnreachableWarehouse(SyntheticSource):
@@ -135,7 +137,7 @@ def connections(inbox: Inbox, webhook: ThreadingHTTPServer) -> Iterator[None]:
     slack = {
         "conn_type": "slackwebhook",
         "host": f"http://127.0.0.1:{webhook.server_address[1]}",
-        "password": "T000/B000/XXXX",
+        "password": WEBHOOK_PATH.removeprefix("/"),
     }
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(f"AIRFLOW_CONN_{SMTP_CONN.upper()}", smtp_connection(inbox.port))
@@ -209,7 +211,7 @@ def test_drift_is_mailed_with_its_share_columns_and_window(loop: Loop, inbox: In
 
 def test_slack_webhook_receives_the_promotion(loop: Loop, webhook: ThreadingHTTPServer) -> None:
     received = webhook.received  # type: ignore[attr-defined]
-    assert [r["path"] for r in received] == ["/T000/B000/XXXX"] * 3
+    assert [r["path"] for r in received] == [WEBHOOK_PATH] * 3
     promotion = received[0]["text"]
     assert promotion.startswith(f"*[{NAME}] version 1 promoted to champion*\n")
     assert f"Airflow run: {run_link(loop.promoted)}" in promotion
