@@ -249,6 +249,7 @@ class DriftSummary(TypedDict, total=False):
     window_end: str
     report_uri: str
     mlflow_run_id: str
+    mlflow_run_url: str  # the batch run that holds the report
     metric_keys: dict[str, str]
 
 

@@ -42,6 +42,7 @@ from continuous_training.operators import (
     TrainCandidate,
     ValidateData,
 )
+from continuous_training.operators.notify import NotifyFailure
 
 TAG = "continuous-training"
 # The epoch: a pipeline's history is usually older than the product, and a run (or a
@@ -55,12 +56,16 @@ APPROVE_TASK = "approve"
 
 
 def default_args(config: PipelineConfig) -> dict[str, Any]:
-    return {
+    args: dict[str, Any] = {
         "owner": config.owner,
         "retries": config.retries.count,
         "retry_delay": timedelta(seconds=config.retries.delay_seconds),
         "retry_exponential_backoff": config.retries.exponential_backoff,
     }
+    if config.notify.any:
+        # Called after a task's last retry only: one message per failed task, not per attempt.
+        args["on_failure_callback"] = NotifyFailure(config.name)
+    return args
 
 
 def one_run_at_a_time(config: PipelineConfig) -> dict[str, Any]:

@@ -59,8 +59,9 @@ def run_dag(
         # Keep the retries, not the 5-minute wait between them.
         task.retry_delay = timedelta(seconds=1)
         # Airflow hands each callback the attempt's exception: what the user reads in the log.
-        task.on_retry_callback = [_record_error]
-        task.on_failure_callback = [_record_error]
+        # Added to the DAG's own callbacks (e.g. the failure notification), not replacing them.
+        task.on_retry_callback = [*task.on_retry_callback, _record_error]
+        task.on_failure_callback = [*task.on_failure_callback, _record_error]
     dag_run = dag.test(logical_date=logical_date, run_conf=conf or {}, run_after=run_after)
     # dag.test() leaves its last change uncommitted (the run's end, and what the listeners
     # wrote then, e.g. the run note); a scheduler commits it.

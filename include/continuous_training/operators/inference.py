@@ -131,9 +131,12 @@ class EmitDriftEvent(PipelineOperator):
         self.summary = summary
 
     def execute(self, context: Any) -> DriftEventExtra:
+        from continuous_training.operators.notify import notify_drift
         from continuous_training.steps import inference as steps
 
         ctx = self.run_context(context)
-        extra = steps.emit_drift_event(self.config(context), ctx, self.summary)
+        config = self.config(context)
+        extra = steps.emit_drift_event(config, ctx, self.summary)
         self.emit(context, extra)
+        notify_drift(config, self.summary, context)
         return extra

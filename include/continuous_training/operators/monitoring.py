@@ -62,11 +62,14 @@ class EmitPerformanceEvent(PipelineOperator):
         self.decay = decay
 
     def execute(self, context: Any) -> PerformanceEventExtra:
+        from continuous_training.operators.notify import notify_decay
         from continuous_training.steps import monitoring as steps
 
         ctx = self.run_context(context)
-        extra = steps.emit_performance_event(self.config(context), ctx, self.decay)
+        config = self.config(context)
+        extra = steps.emit_performance_event(config, ctx, self.decay)
         self.emit(context, extra)
+        notify_decay(config, self.decay, extra, context)
         return extra
 
 

@@ -148,6 +148,7 @@ class Promote(PipelineOperator):
         self.approval_task_id = approval_task_id
 
     def execute(self, context: Any) -> Promotion:
+        from continuous_training.operators.notify import notify_decision
         from continuous_training.steps import retraining as steps
 
         ctx = self.run_context(context)
@@ -158,4 +159,6 @@ class Promote(PipelineOperator):
         config = self.config(context)
         outcome = steps.promote(config, ctx, self.evaluation, response)
         self.write_note(context, steps.run_note(config, ctx, self.evaluation, outcome))
+        # After the decision is recorded: a notifier that fails only logs a warning.
+        notify_decision(config, outcome, self.evaluation, context)
         return outcome

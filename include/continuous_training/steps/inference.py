@@ -233,6 +233,8 @@ def check_drift(
         pinned["mlflow_run_id"],
         folder=published.get("uri"),
     )
+    # The batch run that holds the report: the drift notification links to it.
+    summary["mlflow_run_url"] = pinned["mlflow_run_url"]
     if "skipped" in summary:
         log.info("drift check skipped: %s", summary["skipped"])
     else:
