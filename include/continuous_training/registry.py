@@ -394,6 +394,7 @@ def rollback(
     if current_tags.get(f"{TAG_ROLLBACK}airflow_run_id") == airflow_run_id:
         # A retry of a rollback that already switched: done, do not roll forward again.
         replaced = current_tags[f"{TAG_ROLLBACK}replaced_version"]
+        drop_challenger_alias(client, model_name, replaced)  # the first try may have died first
         return {"model_name": model_name, "champion": current, "replaced_version": replaced}
     target = to_version or replaced_by(current_tags)
     if target is None:
@@ -417,7 +418,19 @@ def rollback(
         current,
         {TAG_DEMOTED_BY: airflow_run_id, TAG_DEMOTED_REASON: reason[:4900]},
     )
+    drop_challenger_alias(client, model_name, current)
     return {"model_name": model_name, "champion": str(target), "replaced_version": current}
+
+
+def drop_challenger_alias(client: MlflowClient, model_name: str, version: str) -> None:
+    """Remove `challenger` from a version rolled back from, if it is there.
+
+    A promoted candidate keeps `challenger` (it was the latest candidate). Left on a version
+    a person just took out of service, it would be scored in shadow and could be promoted
+    again on live evidence; the next retrain sets `challenger` anew.
+    """
+    if alias_version(client, model_name, CHALLENGER) == version:
+        client.delete_registered_model_alias(model_name, CHALLENGER)
 
 
 def _check_rollback_target(

@@ -106,9 +106,14 @@ def test_inference_drift_retrain_rollback_loop(client) -> None:
     assert task_states(cooled)["debounce_drift"] == "skipped"
     assert len(versions(client, NAME)) == 2
 
+    from continuous_training.registry import CHALLENGER, alias_version
+
+    assert alias_version(client, NAME, CHALLENGER) == "2"  # the latest candidate, promoted
     rollback = run_dag(f"{NAME}_rollback", NEXT_DAY, {"reason": "v2 misbehaves in the CRM"})
     assert str(rollback.state) == "success", task_states(rollback)
     assert champion(client, NAME) == "1"
+    # v2 was taken out of service: it is not a challenger to shadow-score or promote again
+    assert alias_version(client, NAME, CHALLENGER) is None
     v1, v2 = versions(client, NAME)
     assert v1.tags["ct.rollback.replaced_version"] == "2"
     assert v1.tags["ct.rollback.decision_reason"] == "v2 misbehaves in the CRM"

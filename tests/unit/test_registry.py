@@ -127,6 +127,33 @@ def test_retry_after_a_successful_switch_does_not_write_the_alias_again() -> Non
     assert client.tags["4"][registry.TAG_REPLACED] == "3"
 
 
+def _served_twice() -> FakeRegistryClient:
+    """v1 champion, then v2 promoted over it (and, as the latest candidate, `challenger`)."""
+    client = FakeRegistryClient(champion="2", tags={"1": {}, "2": {}})
+    client.tags["1"] = _promotion(replaced=None).tags()
+    client.tags["2"] = _promotion(replaced="1").tags()
+    client.aliases[registry.CHALLENGER] = "2"
+    return client
+
+
+def test_rollback_takes_challenger_off_the_version_it_rolls_back_from() -> None:
+    client = _served_twice()
+    registry.rollback(client, MODEL, None, "v2 misbehaves", "manual__1")
+    assert client.aliases == {registry.CHAMPION: "1"}
+    # a retry after the switch, whose first attempt died before dropping the alias
+    client.aliases[registry.CHALLENGER] = "2"
+    outcome = registry.rollback(client, MODEL, None, "v2 misbehaves", "manual__1")
+    assert outcome["champion"] == "1" and client.aliases == {registry.CHAMPION: "1"}
+
+
+def test_rollback_keeps_a_challenger_on_another_version() -> None:
+    client = _served_twice()
+    client.tags["3"] = {registry.TAG_DECISION: registry.REJECTED}
+    client.aliases[registry.CHALLENGER] = "3"  # a later candidate, rejected: still the latest
+    registry.rollback(client, MODEL, None, "v2 misbehaves", "manual__1")
+    assert client.aliases == {registry.CHAMPION: "1", registry.CHALLENGER: "3"}
+
+
 def test_concurrent_promotion_detected_after_the_switch() -> None:
     client = FakeRegistryClient(champion="3", thief="6")
     with pytest.raises(ChampionChangedError, match="version 6 right after switching to 4"):
