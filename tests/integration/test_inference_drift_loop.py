@@ -127,6 +127,22 @@ def test_inference_drift_retrain_rollback_loop(client) -> None:
     served = run_dag(f"{NAME}_batch_inference", NEXT_DAY)
     assert str(served.state) == "success", task_states(served)
     assert set(predictions(served)["model_version"]) == {"1"}
+    assert unfinished_runs(client, NAME) == {}
+
+
+def unfinished_runs(client, name: str) -> dict[str, str]:
+    """Every MLflow run of the pipeline's experiment that did not end FINISHED: name -> status.
+
+    Training, evaluation, batch inference and its drift check each opened one or more.
+    """
+    from mlflow.entities import ViewType
+
+    from continuous_training.config import find_pipeline
+
+    experiment = client.get_experiment_by_name(find_pipeline(name).experiment_name)
+    runs = client.search_runs([experiment.experiment_id], run_view_type=ViewType.ALL)
+    assert len(runs) >= 6, [run.info.run_name for run in runs]
+    return {run.info.run_name: run.info.status for run in runs if run.info.status != "FINISHED"}
 
 
 def test_rerun_of_a_date_replaces_its_output(client) -> None:
