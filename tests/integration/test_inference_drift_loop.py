@@ -123,6 +123,7 @@ def test_inference_drift_retrain_rollback_loop(client) -> None:
     ledger = decision_rows(os.environ["MLFLOW_TRACKING_URI"], NAME)
     assert ledger[0]["version"] == "1 *" and "[restored by rollback" in ledger[0]["reason"]
     assert ledger[1]["trigger"] == "drift" and "[rolled back by" in ledger[1]["reason"]
+    assert {row["decided at from"] for row in ledger} == {"ct.decided_at"}
 
     served = run_dag(f"{NAME}_batch_inference", NEXT_DAY)
     assert str(served.state) == "success", task_states(served)

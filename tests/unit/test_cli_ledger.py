@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
-from continuous_training.cli import reason_lines
+from continuous_training import ledger, registry
+from continuous_training.cli import ledger_lines, reason_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,6 +30,53 @@ def test_a_reason_reads_one_clause_a_line_with_rollback_notes_whole() -> None:
         "latency 7.0 ms/1k <= budget 500",
         "[restored by rollback manual__1: v2 misbehaves; see the CRM]",
     ]
+
+
+# 2026-03-02T10:00:00Z in MLflow's milliseconds: the registry's last update of a version
+LAST_UPDATED_MS = 1_772_445_600_000
+
+
+def _version(number: int, **tags: str) -> SimpleNamespace:
+    """What the ledger reads of MLflow's ModelVersion."""
+    return SimpleNamespace(version=number, tags=tags, last_updated_timestamp=LAST_UPDATED_MS)
+
+
+def test_the_ledger_shows_when_each_decision_was_made() -> None:
+    decided = {
+        registry.TAG_DECISION: "promoted",
+        registry.TAG_DECIDED_AT: "2026-03-08T02:04:05+00:00",
+        registry.TAG_TRIGGER: "schedule",
+        registry.TAG_REPLACED: "1",
+        registry.TAG_RUN_ID: "scheduled__2026-03-08",
+        registry.TAG_REASON: "passed: roc_auc 0.81 >= floor 0.65",
+        registry.TAG_DEMOTED_BY: "manual__rb",
+        registry.TAG_DEMOTED_REASON: "bad",
+        registry.TAG_DEMOTED_AT: "2026-03-09T08:00:00+00:00",
+    }
+    # version 1 was recorded before ct.decided_at; version 3 has no decision yet
+    older = {registry.TAG_DECISION: "promoted", registry.TAG_REASON: "first model"}
+    rows = [
+        ledger.row_of(_version(1, **older), champion="1"),
+        ledger.row_of(_version(2, **decided), champion="1"),
+        ledger.row_of(_version(3), champion="1"),
+    ]
+    lines = ledger_lines("churn", "http://mlflow", rows)
+    assert (
+        lines[0]
+        == "registered model churn at http://mlflow: 3 versions, the champion (*) is version 1"
+    )
+    assert lines[2] == (
+        "      decided at 2026-03-02T10:00:00+00:00 (no ct.decided_at: the version's last "
+        "update in MLflow)"
+    )
+    block = lines[lines.index("  version 2     promoted  trigger schedule  replaced version 1") :]
+    assert block[1:5] == [
+        "      decided at 2026-03-08T02:04:05+00:00",
+        "      Airflow run scheduled__2026-03-08",
+        "      passed: roc_auc 0.81 >= floor 0.65",
+        "      [rolled back by manual__rb at 2026-03-09T08:00:00+00:00: bad]",
+    ]
+    assert "      no decision recorded; last updated 2026-03-02T10:00:00+00:00" in lines
 
 
 def test_story_lines_have_no_lists_no_long_floats_and_shares_as_percentages() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -94,7 +95,21 @@ def test_promotion_moves_champion_and_writes_tags() -> None:
     apply_decision(client, MODEL, "4", _promotion(), expected_champion="3")
     assert client.aliases[registry.CHAMPION] == "4"
     assert client.alias_writes == [(MODEL, registry.CHAMPION, "4")]
-    assert client.tags["4"] == _promotion().tags()
+    written = dict(client.tags["4"])
+    decided_at = datetime.fromisoformat(written.pop(registry.TAG_DECIDED_AT))
+    assert written == _promotion().tags()
+    assert decided_at.tzinfo == UTC and abs(datetime.now(UTC) - decided_at) < timedelta(minutes=1)
+
+
+def test_a_rejection_and_a_rollback_are_dated_too() -> None:
+    client = _served_twice()
+    rejection = decide(_evaluated(False), RunOptions(), _run())
+    apply_decision(client, MODEL, "3", rejection, expected_champion="2")
+    registry.rollback(client, MODEL, None, "v2 misbehaves", "manual__1")
+    assert registry.TAG_DECIDED_AT in client.tags["3"]
+    restored_at = client.tags["1"][f"{registry.TAG_ROLLBACK}decided_at"]
+    assert client.tags["2"][registry.TAG_DEMOTED_AT] == restored_at
+    assert datetime.fromisoformat(restored_at).tzinfo == UTC
 
 
 @pytest.mark.parametrize("error", [RESOURCE_DOES_NOT_EXIST, INVALID_PARAMETER_VALUE])
