@@ -9,6 +9,7 @@ rollback restores v1 and the next batch inference serves it.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,11 +125,46 @@ def test_inference_drift_retrain_rollback_loop(client) -> None:
     assert ledger[0]["version"] == "1 *" and "[restored by rollback" in ledger[0]["reason"]
     assert ledger[1]["trigger"] == "drift" and "[rolled back by" in ledger[1]["reason"]
     assert {row["decided at from"] for row in ledger} == {"ct.decided_at"}
+    assert_ledger_summary(client, NAME, rollback.run_id)
 
     served = run_dag(f"{NAME}_batch_inference", NEXT_DAY)
     assert str(served.state) == "success", task_states(served)
     assert set(predictions(served)["model_version"]) == {"1"}
     assert unfinished_runs(client, NAME) == {}
+
+
+def assert_ledger_summary(client, name: str, rollback_run_id: str) -> None:
+    """One ledger run, rewritten by each promotion and the rollback: table, plot, FINISHED."""
+    from mlflow.entities import ViewType
+
+    from continuous_training import ledger, registry
+    from continuous_training.config import find_pipeline
+
+    experiment = client.get_experiment_by_name(find_pipeline(name).experiment_name)
+    [run] = client.search_runs(
+        [experiment.experiment_id], "tags.`ct.ledger` = 'true'", run_view_type=ViewType.ALL
+    )
+    assert (run.info.run_name, run.info.status) == (f"{name}-ledger", "FINISHED")
+    local = Path(client.download_artifacts(run.info.run_id, "ledger")).parent
+    table = json.loads((local / ledger.TABLE_PATH).read_text())
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    v1, v2 = versions(client, name)
+    assert [(r["version"], r["decision"], r["trigger"]) for r in rows] == [
+        ("1", "promoted", v1.tags[registry.TAG_TRIGGER]),  # dag.test's run is a manual one
+        ("2", "promoted", "drift"),
+        ("1", "rollback", "manual"),
+    ]
+    assert [r["decided_at"] for r in rows] == [
+        v1.tags[registry.TAG_DECIDED_AT],
+        v2.tags[registry.TAG_DECIDED_AT],
+        v1.tags["ct.rollback.decided_at"],
+    ]
+    assert rows[2]["airflow_run_id"] == rollback_run_id
+    assert rows[2]["reason"] == "v2 misbehaves in the CRM"
+    for row, version in zip(rows, (v1, v2, v1), strict=True):
+        metric = client.get_run(version.run_id).data.metrics["eval_challenger_roc_auc"]
+        assert row["primary_metric"] == pytest.approx(metric)
+    assert (local / ledger.PLOT_PATH).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def unfinished_runs(client, name: str) -> dict[str, str]:

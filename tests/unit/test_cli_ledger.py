@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
@@ -77,6 +78,49 @@ def test_the_ledger_shows_when_each_decision_was_made() -> None:
         "      [rolled back by manual__rb at 2026-03-09T08:00:00+00:00: bad]",
     ]
     assert "      no decision recorded; last updated 2026-03-02T10:00:00+00:00" in lines
+
+
+def test_a_rollback_is_a_decision_of_its_own_in_time_order() -> None:
+    restored = _version(
+        1,
+        **{
+            registry.TAG_DECISION: "promoted",
+            registry.TAG_DECIDED_AT: "2026-03-01T02:00:00+00:00",
+            f"{registry.TAG_ROLLBACK}airflow_run_id": "manual__rb",
+            f"{registry.TAG_ROLLBACK}decision_reason": "v2 misbehaves",
+            f"{registry.TAG_ROLLBACK}decided_at": "2026-03-09T08:00:00+00:00",
+            f"{registry.TAG_ROLLBACK}replaced_version": "2",
+        },
+    )
+    demoted = _version(
+        2,
+        **{
+            registry.TAG_DECISION: "promoted",
+            registry.TAG_DECIDED_AT: "2026-03-08T02:00:00+00:00",
+            registry.TAG_DRY_RUN: "true",
+        },
+    )
+    found = sorted(
+        [*ledger.decisions_of(restored, 0.8), *ledger.decisions_of(demoted, 0.9)],
+        key=lambda d: d.decided_at,
+    )
+    assert [(d.version, d.decision, d.served) for d in found] == [
+        ("1", "promoted", True),
+        ("2", "promoted", False),  # a dry run served nothing
+        ("1", ledger.ROLLBACK, True),
+    ]
+    assert found[2].reason == "v2 misbehaves" and found[2].replaced_version == "2"
+    assert [d.version for d in ledger.champion_over_time(found)] == ["1", "1"]
+
+
+def test_a_summary_that_cannot_be_written_is_a_warning_not_a_failure(make_config, caplog) -> None:
+    """After a decision: the ledger run is a view, an MLflow outage must not fail the task."""
+    unreachable = "http://127.0.0.1:9"  # discard port: nothing listens
+    with caplog.at_level(logging.WARNING, logger="continuous_training.ledger"):
+        assert ledger.log_summary(make_config(), unreachable) is None
+    [record] = caplog.records
+    assert "ledger summary of churn was not written" in record.getMessage()
+    assert unreachable in record.getMessage()
 
 
 def test_story_lines_have_no_lists_no_long_floats_and_shares_as_percentages() -> None:

@@ -11,7 +11,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from continuous_training import labels, live_evidence, monitoring, registry
+from continuous_training import labels, ledger, live_evidence, monitoring, registry
 from continuous_training.config import PipelineConfig
 from continuous_training.contracts import (
     DecayCheck,
@@ -132,4 +132,6 @@ def judge_live_evidence(
     if outcome.get("skipped"):
         raise StepSkipped(outcome["skipped"])
     log.info("%s", outcome["reason"])
+    if outcome.get("promoted"):
+        ledger.log_summary(config, ctx.tracking_uri)  # a failure is a warning only
     return cast(LiveEvidenceOutcome, outcome)
