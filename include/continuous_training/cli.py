@@ -13,6 +13,9 @@ import sys
 
 from continuous_training import model_digest, registry
 from continuous_training.config import find_pipeline
+from continuous_training.ledger import FROM_LAST_UPDATED, decision_rows
+
+__all__ = ["decision_rows", "ledger_lines", "main", "print_decisions", "reason_lines"]
 
 # A reason is written as clauses joined by "; ", followed by any "[... rollback ...]" notes.
 _NOTES = re.compile(r" (?=\[(?:restored by|rolled back by) )")
@@ -24,57 +27,37 @@ def reason_lines(reason: str) -> list[str]:
     return [*clauses.split("; "), *notes]
 
 
-def decision_rows(tracking_uri: str, model_name: str) -> list[dict[str, str]]:
-    client = registry.make_client(tracking_uri)
-    champion = registry.alias_version(client, model_name, registry.CHAMPION)
-    rows = []
-    for version in sorted(
-        client.search_model_versions(f"name = '{model_name}'"), key=lambda v: int(v.version)
-    ):
-        tags = version.tags
-        rows.append(
-            {
-                "version": str(version.version)
-                + (" *" if str(version.version) == champion else ""),
-                "decision": tags.get(registry.TAG_DECISION, "-"),
-                "trigger": tags.get(registry.TAG_TRIGGER, "-"),
-                "replaced": tags.get(registry.TAG_REPLACED, "-"),
-                "airflow run": tags.get(registry.TAG_RUN_ID, "-"),
-                "reason": _reason(tags),
-            }
-        )
-    return rows
-
-
-def _reason(tags: dict[str, str]) -> str:
-    """The decision's reason, followed by any rollback that restored or demoted the version."""
-    parts = [tags.get(registry.TAG_REASON, "-")]
-    restored_by = tags.get(f"{registry.TAG_ROLLBACK}airflow_run_id")
-    if restored_by:
-        why = tags.get(f"{registry.TAG_ROLLBACK}decision_reason", "")
-        parts.append(f"[restored by rollback {restored_by}: {why}]")
-    if registry.TAG_DEMOTED_BY in tags:
-        why = tags.get(registry.TAG_DEMOTED_REASON, "")
-        parts.append(f"[rolled back by {tags[registry.TAG_DEMOTED_BY]}: {why}]")
-    return " ".join(parts)
-
-
 def print_decisions(pipeline: str, tracking_uri: str) -> None:
-    """One block per version: its decision, trigger and run, then each clause of its reason."""
     model_name = find_pipeline(pipeline).model_name
-    rows = decision_rows(tracking_uri, model_name)
+    for line in ledger_lines(model_name, tracking_uri, decision_rows(tracking_uri, model_name)):
+        print(line)
+
+
+def ledger_lines(model_name: str, tracking_uri: str, rows: list[dict[str, str]]) -> list[str]:
+    """One block per version: its decision, when, trigger and run, then its reason's clauses."""
     champion = next((r["version"][:-2] for r in rows if r["version"].endswith(" *")), None)
     count = f"{len(rows)} version{'s' if len(rows) != 1 else ''}"
     crowned = f"the champion (*) is version {champion}" if champion else "no champion"
-    print(f"registered model {model_name} at {tracking_uri}: {count}, {crowned}")
+    lines = [f"registered model {model_name} at {tracking_uri}: {count}, {crowned}"]
     for row in rows:
         replaced = row["replaced"]
         replaced = "" if replaced in ("-", "none") else f"  replaced version {replaced}"
         version, decision, trigger = row["version"], row["decision"], row["trigger"]
-        print(f"  version {version:<5} {decision:<9} trigger {trigger}{replaced}")
-        print(f"      Airflow run {row['airflow run']}")
-        for clause in reason_lines(row["reason"]):
-            print(f"      {clause}")
+        lines.append(f"  version {version:<5} {decision:<9} trigger {trigger}{replaced}")
+        lines.append(f"      {decided_at_line(row)}")
+        lines.append(f"      Airflow run {row['airflow run']}")
+        lines.extend(f"      {clause}" for clause in reason_lines(row["reason"]))
+    return lines
+
+
+def decided_at_line(row: dict[str, str]) -> str:
+    """When the decision was made; for a version recorded before `ct.decided_at`, says so."""
+    when = row["decided at"]
+    if row["decision"] == "-":
+        return f"no decision recorded; last updated {when}"
+    if row["decided at from"] == FROM_LAST_UPDATED:
+        return f"decided at {when} (no ct.decided_at: the version's last update in MLflow)"
+    return f"decided at {when}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
-"""The comparison plot of a candidate and its champion on the holdout.
+"""The plots logged to MLflow: a candidate against its champion, the champion over time.
 
-ROC and precision-recall curves for classification, residuals for regression; one PNG,
-logged beside the model card. matplotlib and sklearn are imported inside the functions.
+The comparison: ROC and precision-recall curves for classification, residuals for
+regression; one PNG, logged beside the model card. The ledger's plot: the champion's primary
+metric at each change of champion. matplotlib and sklearn are imported inside the functions.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from continuous_training.metrics import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import numpy as np
 
 
@@ -94,4 +97,37 @@ def _plot_regression(axes: Any, y: np.ndarray, models: list[tuple[str, np.ndarra
         ax.legend(loc="best")
 
 
-__all__ = ["plot_comparison"]
+def plot_champion_metric(
+    points: list[tuple[datetime, float, str]], metric: str, title: str, path: str | Path
+) -> None:
+    """Save a PNG of the champion's `metric` over time: (when it became champion, value, version).
+
+    A step line: each champion holds its value until the next one takes over.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless workers have no display
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    try:
+        if points:
+            when = [p[0] for p in points]
+            value = [p[1] for p in points]
+            ax.step(when, value, where="post", marker="o")
+            for moment, metric_value, version in points:
+                ax.annotate(
+                    f"v{version}", (moment, metric_value), textcoords="offset points", xytext=(4, 6)
+                )
+        else:
+            ax.text(0.5, 0.5, "no champion yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set(title=title, xlabel="became champion (UTC)", ylabel=metric)
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png", dpi=100)
+    finally:
+        plt.close(fig)  # workers are long-lived: never leak figures
+
+
+__all__ = ["plot_champion_metric", "plot_comparison"]

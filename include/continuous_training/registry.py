@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from continuous_training.errors import BadInputError
@@ -37,10 +38,13 @@ TAG_DRY_RUN = "ct.dry_run"
 TAG_WINDOW_END = "ct.window_end"
 TAG_DRIFT_EPISODE = "ct.drift_episode"
 TAG_KIND = "ct.kind"
+# When a decision was applied, ISO 8601 UTC; a retry that applies it again stamps its own time.
+TAG_DECIDED_AT = "ct.decided_at"
 
 TAG_ROLLBACK = "ct.rollback."  # prefix of the rollback record on the restored version
 TAG_DEMOTED_BY = "ct.rollback.demoted_by_run"
 TAG_DEMOTED_REASON = "ct.rollback.demoted_reason"
+TAG_DEMOTED_AT = "ct.rollback.demoted_at"
 
 LOCK_SUFFIX = ".champion-lock"
 TAG_LOCK_HOLDER = "ct.lock.holder"
@@ -207,13 +211,13 @@ def apply_decision(
     A retry after a successful switch finds the alias already on `version` and succeeds.
     """
     if not decision.promote:
-        set_version_tags(client, model_name, version, decision.tags())
+        set_version_tags(client, model_name, version, _stamped(decision.tags()))
         return
     with champion_lock(client, model_name, decision.airflow_run_id):
         current = alias_version(client, model_name, CHAMPION)
         if current != version:
             _refuse_if_moved(model_name, version, expected_champion, current, "promoted")
-        set_version_tags(client, model_name, version, decision.tags())
+        set_version_tags(client, model_name, version, _stamped(decision.tags()))
         if current == version:
             return
         try:
@@ -224,6 +228,18 @@ def apply_decision(
                 client, model_name, version, {TAG_DECISION: REJECTED, TAG_REASON: str(lost)}
             )
             raise
+
+
+def decided_now() -> str:
+    """The time of a decision being applied, as `ct.decided_at` holds it.
+
+    Wall-clock time is right here: it dates the record, it chooses no data.
+    """
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _stamped(tags: dict[str, str]) -> dict[str, str]:
+    return {**tags, TAG_DECIDED_AT: decided_now()}
 
 
 def _refuse_if_moved(
@@ -397,6 +413,7 @@ def rollback(
     if current_tags.get(f"{TAG_ROLLBACK}airflow_run_id") == airflow_run_id:
         # A retry of a rollback that already switched: done, do not roll forward again.
         replaced = current_tags[f"{TAG_ROLLBACK}replaced_version"]
+        drop_challenger_alias(client, model_name, replaced)  # the first try may have died first
         return {"model_name": model_name, "champion": current, "replaced_version": replaced}
     target = to_version or replaced_by(current_tags)
     if target is None:
@@ -411,6 +428,7 @@ def rollback(
         f"{TAG_ROLLBACK}trigger": "manual",
         f"{TAG_ROLLBACK}airflow_run_id": airflow_run_id,
         f"{TAG_ROLLBACK}replaced_version": current,
+        f"{TAG_ROLLBACK}decided_at": decided_now(),
     }
     set_version_tags(client, model_name, str(target), record)
     apply_switch(client, model_name, str(target), current, holder=airflow_run_id)
@@ -418,9 +436,25 @@ def rollback(
         client,
         model_name,
         current,
-        {TAG_DEMOTED_BY: airflow_run_id, TAG_DEMOTED_REASON: reason[:4900]},
+        {
+            TAG_DEMOTED_BY: airflow_run_id,
+            TAG_DEMOTED_REASON: reason[:4900],
+            TAG_DEMOTED_AT: record[f"{TAG_ROLLBACK}decided_at"],
+        },
     )
+    drop_challenger_alias(client, model_name, current)
     return {"model_name": model_name, "champion": str(target), "replaced_version": current}
+
+
+def drop_challenger_alias(client: MlflowClient, model_name: str, version: str) -> None:
+    """Remove `challenger` from a version rolled back from, if it is there.
+
+    A promoted candidate keeps `challenger` (it was the latest candidate). Left on a version
+    a person just took out of service, it would be scored in shadow and could be promoted
+    again on live evidence; the next retrain sets `challenger` anew.
+    """
+    if alias_version(client, model_name, CHALLENGER) == version:
+        client.delete_registered_model_alias(model_name, CHALLENGER)
 
 
 def _check_rollback_target(

@@ -9,6 +9,7 @@ rollback restores v1 and the next batch inference serves it.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,9 +114,14 @@ def test_inference_drift_retrain_rollback_loop(client) -> None:
     assert task_states(cooled)["debounce_drift"] == "skipped"
     assert len(versions(client, NAME)) == 2
 
+    from continuous_training.registry import CHALLENGER, alias_version
+
+    assert alias_version(client, NAME, CHALLENGER) == "2"  # the latest candidate, promoted
     rollback = run_dag(f"{NAME}_rollback", NEXT_DAY, {"reason": "v2 misbehaves in the CRM"})
     assert str(rollback.state) == "success", task_states(rollback)
     assert champion(client, NAME) == "1"
+    # v2 was taken out of service: it is not a challenger to shadow-score or promote again
+    assert alias_version(client, NAME, CHALLENGER) is None
     v1, v2 = versions(client, NAME)
     assert v1.tags["ct.rollback.replaced_version"] == "2"
     assert v1.tags["ct.rollback.decision_reason"] == "v2 misbehaves in the CRM"
@@ -128,10 +134,62 @@ def test_inference_drift_retrain_rollback_loop(client) -> None:
     ledger = decision_rows(os.environ["MLFLOW_TRACKING_URI"], NAME)
     assert ledger[0]["version"] == "1 *" and "[restored by rollback" in ledger[0]["reason"]
     assert ledger[1]["trigger"] == "drift" and "[rolled back by" in ledger[1]["reason"]
+    assert {row["decided at from"] for row in ledger} == {"ct.decided_at"}
+    assert_ledger_summary(client, NAME, rollback.run_id)
 
     served = run_dag(f"{NAME}_batch_inference", NEXT_DAY)
     assert str(served.state) == "success", task_states(served)
     assert set(predictions(served)["model_version"]) == {"1"}
+    assert unfinished_runs(client, NAME) == {}
+
+
+def assert_ledger_summary(client, name: str, rollback_run_id: str) -> None:
+    """One ledger run, rewritten by each promotion and the rollback: table, plot, FINISHED."""
+    from mlflow.entities import ViewType
+
+    from continuous_training import ledger, registry
+    from continuous_training.config import find_pipeline
+
+    experiment = client.get_experiment_by_name(find_pipeline(name).experiment_name)
+    [run] = client.search_runs(
+        [experiment.experiment_id], "tags.`ct.ledger` = 'true'", run_view_type=ViewType.ALL
+    )
+    assert (run.info.run_name, run.info.status) == (f"{name}-ledger", "FINISHED")
+    local = Path(client.download_artifacts(run.info.run_id, "ledger")).parent
+    table = json.loads((local / ledger.TABLE_PATH).read_text())
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    v1, v2 = versions(client, name)
+    assert [(r["version"], r["decision"], r["trigger"]) for r in rows] == [
+        ("1", "promoted", v1.tags[registry.TAG_TRIGGER]),  # dag.test's run is a manual one
+        ("2", "promoted", "drift"),
+        ("1", "rollback", "manual"),
+    ]
+    assert [r["decided_at"] for r in rows] == [
+        v1.tags[registry.TAG_DECIDED_AT],
+        v2.tags[registry.TAG_DECIDED_AT],
+        v1.tags["ct.rollback.decided_at"],
+    ]
+    assert rows[2]["airflow_run_id"] == rollback_run_id
+    assert rows[2]["reason"] == "v2 misbehaves in the CRM"
+    for row, version in zip(rows, (v1, v2, v1), strict=True):
+        metric = client.get_run(version.run_id).data.metrics["eval_challenger_roc_auc"]
+        assert row["primary_metric"] == pytest.approx(metric)
+    assert (local / ledger.PLOT_PATH).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def unfinished_runs(client, name: str) -> dict[str, str]:
+    """Every MLflow run of the pipeline's experiment that did not end FINISHED: name -> status.
+
+    Training, evaluation, batch inference and its drift check each opened one or more.
+    """
+    from mlflow.entities import ViewType
+
+    from continuous_training.config import find_pipeline
+
+    experiment = client.get_experiment_by_name(find_pipeline(name).experiment_name)
+    runs = client.search_runs([experiment.experiment_id], run_view_type=ViewType.ALL)
+    assert len(runs) >= 6, [run.info.run_name for run in runs]
+    return {run.info.run_name: run.info.status for run in runs if run.info.status != "FINISHED"}
 
 
 def test_rerun_of_a_date_replaces_its_output(client) -> None:

@@ -8,15 +8,12 @@ retries; a pipeline whose SMTP server is down still records its decision and sta
 
 from __future__ import annotations
 
-import email
-import email.policy
 import html
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -34,9 +31,17 @@ from tests.integration.dag_runs import (
     xcom_value,
 )
 from tests.integration.task_logs import captured
+from tests.mail import Inbox, smtp_connection, smtp_server
 from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def inbox() -> Iterator[Inbox]:
+    with smtp_server() as received:
+        yield received
+
 
 NAME = "churn_notify"
 WEEKLY = datetime(2026, 3, 1, 2, tzinfo=UTC)
@@ -59,30 +64,6 @@ class UnreachableWarehouse(SyntheticSource):
         raise ConnectionError("warehouse {{ eu-1 }} did not answer")
 
 
-@dataclass
-class Inbox:
-    """aiosmtpd's handler: every message as the server received it."""
-
-    port: int = 0
-    messages: list[EmailMessage] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append(parsed)  # type: ignore[arg-type]
-        return "250 Message accepted for delivery"
-
-    def subjects(self) -> list[str]:
-        return [str(m["Subject"]) for m in self.messages]
-
-    def one(self, subject_start: str) -> EmailMessage:
-        found = [m for m in self.messages if str(m["Subject"]).startswith(subject_start)]
-        assert len(found) == 1, (subject_start, self.subjects())
-        return found[0]
-
-    def body(self, subject_start: str) -> str:
-        return self.one(subject_start).get_body(("html",)).get_content()  # type: ignore[union-attr]
-
-
 class _WebhookHandler(BaseHTTPRequestHandler):
     """Slack's incoming webhook: 200 `ok` for every JSON body, which is kept."""
 
@@ -97,26 +78,6 @@ class _WebhookHandler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
-
-
-def smtp_connection(port: int) -> str:
-    """The smtp provider's connection: no TLS, no SSL, no login; a sender and a short wait."""
-    extra = {"disable_tls": True, "disable_ssl": True, "from_email": "airflow@example.com"}
-    extra |= {"timeout": 5}
-    return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": extra})
-
-
-@pytest.fixture(scope="module")
-def inbox() -> Iterator[Inbox]:
-    from aiosmtpd.controller import Controller
-
-    handler = Inbox(port=free_port())
-    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
-    controller.start()
-    try:
-        yield handler
-    finally:
-        controller.stop()
 
 
 @pytest.fixture(scope="module")

@@ -119,6 +119,18 @@ class AirflowApi:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances?limit=100"
         return self.request("GET", path)["task_instances"]
 
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+    ) -> list[dict[str, Any] | str]:
+        """One attempt's whole log as the UI reads it: its events (dicts with `event`, `level`,
+        `logger`...), or plain lines where Airflow could not parse them."""
+        path = (
+            f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/"
+            f"{task_id}/logs/{try_number}?full_content=true&map_index={map_index}"
+        )
+        content = self.request("GET", path, headers={"Accept": "application/json"})["content"]
+        return [line if isinstance(line, str) else dict(line) for line in content]
+
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         path = (
             f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/"

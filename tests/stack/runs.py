@@ -23,6 +23,9 @@ APPROVAL = "approved"
 APPROVAL_LATE = "approved_late"
 APPROVER = "ct-operator"  # the stack's admin (Settings.create): the one assigned user
 APPROVAL_DATES = ("2026-01-15", "2026-01-16", "2026-01-17", "2026-01-18")
+# The Airflow connection of the test's SMTP server, made over REST by test_stack_approval.
+STACK_SMTP_CONN = "ct_stack_smtp"
+APPROVERS_MAIL = "approvers@example.com"
 
 
 def approval_pipeline(timeout_hours: float) -> dict[str, Any]:
@@ -35,6 +38,7 @@ def approval_pipeline(timeout_hours: float) -> dict[str, Any]:
             "timeout_hours": timeout_hours,
             "assigned_users": [APPROVER],
         },
+        "notify": {"email": {"to": [APPROVERS_MAIL], "conn_id": STACK_SMTP_CONN}},
     }
 
 

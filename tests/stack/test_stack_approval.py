@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
+from tests.mail import Inbox, smtp_connection, smtp_server
 from tests.stack.airflow_api import AirflowApi
 from tests.stack.native import NativeStack
 from tests.stack.runs import (
@@ -20,6 +22,8 @@ from tests.stack.runs import (
     APPROVAL_DATES,
     APPROVAL_LATE,
     APPROVER,
+    APPROVERS_MAIL,
+    STACK_SMTP_CONN,
     STALL_TIMEOUT,
     trigger_then_unpause,
     weekly,
@@ -73,7 +77,23 @@ def start(api: AirflowApi, dag_id: str, day: str, conf: dict[str, Any] | None = 
 
 
 @pytest.fixture(scope="module")
-def late_run(api: AirflowApi) -> str:
+def inbox(api: AirflowApi) -> Iterator[Inbox]:
+    """A real SMTP server, and the Airflow connection to it made as a user makes one (REST)."""
+    import json
+
+    with smtp_server() as received:
+        connection = json.loads(smtp_connection(received.port))
+        body = {
+            "connection_id": STACK_SMTP_CONN,
+            **connection,
+            "extra": json.dumps(connection["extra"]),
+        }
+        api.request("POST", "/api/v2/connections", json=body)
+        yield received
+
+
+@pytest.fixture(scope="module")
+def late_run(api: AirflowApi, inbox: Inbox) -> str:
     """Started first: it waits out its 18 s while the other runs train."""
     return start(api, weekly(APPROVAL_LATE), APPROVAL_DATES[0])
 
@@ -86,7 +106,8 @@ def approved_run(api: AirflowApi, late_run: str) -> dict[str, Any]:
     question = api.hitl_detail(DAG, run_id, APPROVE)
     answer = api.respond(DAG, run_id, APPROVE, "Approve", {"comment": "metrics look right"})
     run = api.wait_for_run(DAG, run_id, STALL_TIMEOUT)
-    return {"run": run, "question": question, "answer": answer}
+    promotion = api.xcom(DAG, run_id, "promote")
+    return {"run": run, "question": question, "answer": answer, "promotion": promotion}
 
 
 def test_approval_waits_with_the_evidence_then_promotes(
@@ -112,6 +133,20 @@ def test_approval_waits_with_the_evidence_then_promotes(
     assert promotion["approval"]["by"] == APPROVER
     # the scheduler's listener wrote the outcome as the run's note
     assert run["note"].startswith(f"**PROMOTED** version {version.version}"), run["note"]
+
+
+def test_the_approval_request_and_the_promotion_are_mailed(
+    stack: NativeStack, inbox: Inbox, approved_run: dict[str, Any]
+) -> None:
+    run_id = approved_run["run"]["dag_run_id"]
+    asked = inbox.one(f"[{APPROVAL}] approval requested: version ")
+    assert asked["To"] == APPROVERS_MAIL
+    body = inbox.body(f"[{APPROVAL}] approval requested: version ")
+    required_actions = f"{stack.settings.api_url}/dags/{DAG}/runs/"
+    assert required_actions in body and "/tasks/approve/required_actions" in body, body
+    version = approved_run["promotion"]["model_version"]
+    promoted = inbox.body(f"[{APPROVAL}] version {version} promoted to champion")
+    assert quote(run_id, safe="") in promoted, promoted
 
 
 def test_a_candidate_the_gate_rejects_asks_nobody(

@@ -57,6 +57,10 @@ class FakeRegistryClient:
         self.alias_writes.append((name, alias, version))
         self.aliases[alias] = self.thief or version
 
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        self.alias_writes.append((name, alias, ""))
+        del self.aliases[alias]
+
     def get_model_version(self, name: str, version: str) -> Any:
         if version not in self.tags:
             raise MlflowException("no such version", error_code=RESOURCE_DOES_NOT_EXIST)

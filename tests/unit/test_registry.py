@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -94,7 +95,21 @@ def test_promotion_moves_champion_and_writes_tags() -> None:
     apply_decision(client, MODEL, "4", _promotion(), expected_champion="3")
     assert client.aliases[registry.CHAMPION] == "4"
     assert client.alias_writes == [(MODEL, registry.CHAMPION, "4")]
-    assert client.tags["4"] == _promotion().tags()
+    written = dict(client.tags["4"])
+    decided_at = datetime.fromisoformat(written.pop(registry.TAG_DECIDED_AT))
+    assert written == _promotion().tags()
+    assert decided_at.tzinfo == UTC and abs(datetime.now(UTC) - decided_at) < timedelta(minutes=1)
+
+
+def test_a_rejection_and_a_rollback_are_dated_too() -> None:
+    client = _served_twice()
+    rejection = decide(_evaluated(False), RunOptions(), _run())
+    apply_decision(client, MODEL, "3", rejection, expected_champion="2")
+    registry.rollback(client, MODEL, None, "v2 misbehaves", "manual__1")
+    assert registry.TAG_DECIDED_AT in client.tags["3"]
+    restored_at = client.tags["1"][f"{registry.TAG_ROLLBACK}decided_at"]
+    assert client.tags["2"][registry.TAG_DEMOTED_AT] == restored_at
+    assert datetime.fromisoformat(restored_at).tzinfo == UTC
 
 
 @pytest.mark.parametrize("error", [RESOURCE_DOES_NOT_EXIST, INVALID_PARAMETER_VALUE])
@@ -125,6 +140,33 @@ def test_retry_after_a_successful_switch_does_not_write_the_alias_again() -> Non
     assert client.aliases[registry.CHAMPION] == "4"
     assert client.tags["4"][registry.TAG_DECISION] == "promoted"
     assert client.tags["4"][registry.TAG_REPLACED] == "3"
+
+
+def _served_twice() -> FakeRegistryClient:
+    """v1 champion, then v2 promoted over it (and, as the latest candidate, `challenger`)."""
+    client = FakeRegistryClient(champion="2", tags={"1": {}, "2": {}})
+    client.tags["1"] = _promotion(replaced=None).tags()
+    client.tags["2"] = _promotion(replaced="1").tags()
+    client.aliases[registry.CHALLENGER] = "2"
+    return client
+
+
+def test_rollback_takes_challenger_off_the_version_it_rolls_back_from() -> None:
+    client = _served_twice()
+    registry.rollback(client, MODEL, None, "v2 misbehaves", "manual__1")
+    assert client.aliases == {registry.CHAMPION: "1"}
+    # a retry after the switch, whose first attempt died before dropping the alias
+    client.aliases[registry.CHALLENGER] = "2"
+    outcome = registry.rollback(client, MODEL, None, "v2 misbehaves", "manual__1")
+    assert outcome["champion"] == "1" and client.aliases == {registry.CHAMPION: "1"}
+
+
+def test_rollback_keeps_a_challenger_on_another_version() -> None:
+    client = _served_twice()
+    client.tags["3"] = {registry.TAG_DECISION: registry.REJECTED}
+    client.aliases[registry.CHALLENGER] = "3"  # a later candidate, rejected: still the latest
+    registry.rollback(client, MODEL, None, "v2 misbehaves", "manual__1")
+    assert client.aliases == {registry.CHAMPION: "1", registry.CHALLENGER: "3"}
 
 
 def test_concurrent_promotion_detected_after_the_switch() -> None:

@@ -53,11 +53,27 @@ class ApproveChampionChange(PipelineOperator, ApprovalOperator):
     def execute(self, context: Any) -> Any:
         from continuous_training.steps import retraining as steps
 
-        request = steps.approval_request(
-            self.config(context), self.run_context(context), self.evaluation
-        )
+        config = self.config(context)
+        request = steps.approval_request(config, self.run_context(context), self.evaluation)
         self.subject, self.body = request["subject"], request["body"]
+        self._announce(config, context)
         return ApprovalOperator.execute(self, context)
+
+    def _announce(self, config: Any, context: Any) -> None:
+        """`approval_requested` to the pipeline's notifiers, with the Required Actions link."""
+        from continuous_training import notifications
+        from continuous_training.operators import notify
+
+        try:
+            approve_url = self.generate_link_to_ui_from_context(
+                context=context, base_url=notify.airflow_base_url()
+            )
+        except ValueError:
+            approve_url = notify.run_url(context)
+        message = notifications.approval_requested(
+            config.name, self.evaluation, approve_url, notify.run_url(context)
+        )
+        notify.send(config, message, context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         # Not ApprovalOperator's: a rejection must reach `promote` (which records it), not

@@ -6,12 +6,18 @@ module re-exports `fetch_start` at parse time.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from continuous_training import registry
 from continuous_training.config import PipelineConfig
 from continuous_training.contracts import RunContext
+from continuous_training.errors import StepSkipped
+
+log = logging.getLogger(__name__)
 
 
 def fetch_start(config: PipelineConfig, end: datetime) -> datetime:
@@ -38,3 +44,31 @@ def tracked_run(
     )
     experiment_id = client.get_run(run_id).info.experiment_id
     return run_id, registry.run_url(ctx.tracking_uri, experiment_id, run_id)
+
+
+@contextlib.contextmanager
+def run_outcome(client: Any, run_id: str, *, last: bool) -> Iterator[None]:
+    """Mark the MLflow run of a DAG run FAILED when the block fails; FINISHED after the `last`.
+
+    The run is opened by one task and written by later ones, so no `with mlflow.start_run()`
+    can end it: the task that writes it last does. A failed attempt marks it FAILED; a retry
+    that gets through the last step marks it FINISHED again. A skipped step is not a failure.
+    """
+    try:
+        yield
+    except StepSkipped:
+        if last:
+            _terminate(client, run_id, "FINISHED")
+        raise
+    except BaseException:
+        _terminate(client, run_id, "FAILED")
+        raise
+    if last:  # a server that cannot take this fails the task: its retry ends the run
+        client.set_terminated(run_id, "FINISHED")
+
+
+def _terminate(client: Any, run_id: str, status: str) -> None:
+    try:
+        client.set_terminated(run_id, status)
+    except Exception as exc:  # never hide the step's own outcome behind MLflow's
+        log.warning("could not mark MLflow run %s %s: %s", run_id, status, exc)

@@ -29,7 +29,7 @@ from continuous_training.contracts import (
 )
 from continuous_training.errors import StepSkipped
 from continuous_training.sources import Window
-from continuous_training.steps.common import require_pii_key, tracked_run
+from continuous_training.steps.common import require_pii_key, run_outcome, tracked_run
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ def pin_champion(config: PipelineConfig, ctx: RunContext) -> PinnedChampion:
     """Resolve `champion` (and a shadowing `challenger`) to versions, once for the whole run.
 
     The models' files are checked against their digests before anything is scored; the run's
-    MLflow run (`<name>:batch:<run id>`) is opened, tagged with the champion's version.
+    MLflow run (`<name>:batch:<run id>`) is opened, tagged with the champion's version; it
+    stays open for publishing and the drift check, which ends it.
     """
     client = registry.make_client(ctx.tracking_uri)
     champion = registry.alias_version(client, config.model_name, registry.CHAMPION)
@@ -123,10 +124,24 @@ def score_partition(
 ) -> ScoredPart:
     """Score one partition with the pinned champion (and shadow), streaming record batches.
 
-    `connection_uri` is the SQLAlchemy URL of `inference.source.conn_id`'s connection.
+    `connection_uri` is the SQLAlchemy URL of `inference.source.conn_id`'s connection. A failed
+    partition marks the batch run in MLflow FAILED (a retry that gets through ends it FINISHED).
     """
+    client = registry.make_client(ctx.tracking_uri)
+    with run_outcome(client, pinned["mlflow_run_id"], last=False):
+        return _score_partition(config, ctx, client, pinned, partition, connection_uri)
+
+
+def _score_partition(
+    config: PipelineConfig,
+    ctx: RunContext,
+    client: Any,
+    pinned: PinnedChampion,
+    partition: PartitionSpec,
+    connection_uri: str | None,
+) -> ScoredPart:
     require_pii_key(config)
-    champion, shadow = _pinned_models(ctx, pinned)  # verified before anything is read
+    champion, shadow = _pinned_models(client, pinned)  # verified before anything is read
     part = inference.Partition.from_json(dict(partition))
     window = pinned_window(pinned)
     out_set = output_set(pinned, ctx.run_id)
@@ -149,9 +164,8 @@ def score_partition(
     return cast(ScoredPart, {**result, "key": part.key})
 
 
-def _pinned_models(ctx: RunContext, pinned: PinnedChampion) -> tuple[Any, tuple[str, Any] | None]:
+def _pinned_models(client: Any, pinned: PinnedChampion) -> tuple[Any, tuple[str, Any] | None]:
     """The pinned champion (and shadow), each loaded from a copy that matched its digest."""
-    client = registry.make_client(ctx.tracking_uri)
     name = pinned["model_name"]
     champion = model_digest.load_verified(client, name, pinned["champion_version"])
     shadow = pinned.get("challenger_version")
@@ -181,11 +195,13 @@ def publish_predictions(
     The `ct.<name>.predictions` asset event carries `predictions_event(<the result>)`.
     """
     scored = [dict(part) for part in parts]
-    manifest = inference.publish(
-        config, pinned_window(pinned), scored, ctx.run_id, output_set(pinned, ctx.run_id)
-    )
-    shadow = inference.merge_shadow(scored)
-    _log_batch_run(ctx, pinned["mlflow_run_id"], manifest["rows"], shadow)
+    client = registry.make_client(ctx.tracking_uri)
+    with run_outcome(client, pinned["mlflow_run_id"], last=False):
+        manifest = inference.publish(
+            config, pinned_window(pinned), scored, ctx.run_id, output_set(pinned, ctx.run_id)
+        )
+        shadow = inference.merge_shadow(scored)
+        _log_batch_run(client, pinned["mlflow_run_id"], manifest["rows"], shadow)
     log.info("published %s rows at %s", f"{manifest['rows']:,}", manifest["uri"])
     return cast(
         Published, {**predictions_event(manifest), "parts": manifest["parts"], "shadow": shadow}
@@ -198,11 +214,8 @@ def predictions_event(published: Mapping[str, Any]) -> PredictionsEventExtra:
     return cast(PredictionsEventExtra, {key: published[key] for key in keys})
 
 
-def _log_batch_run(
-    ctx: RunContext, run_id: str, rows: int, shadow: Mapping[str, Any] | None
-) -> None:
+def _log_batch_run(client: Any, run_id: str, rows: int, shadow: Mapping[str, Any] | None) -> None:
     """Rows scored and, with a shadow, how often and how far the challenger disagreed."""
-    client = registry.make_client(ctx.tracking_uri)
     client.log_metric(run_id, "rows_scored", rows)
     if not shadow:
         return
@@ -223,16 +236,21 @@ def _log_batch_run(
 def check_drift(
     config: PipelineConfig, ctx: RunContext, pinned: PinnedChampion, published: Published
 ) -> DriftSummary:
-    """Evidently drift of the scored sample against the champion's training reference."""
-    summary = drift.check_scored_window(
-        config,
-        pinned_window(pinned),
-        [dict(part) for part in published["parts"]],
-        pinned["champion_version"],
-        ctx.tracking_uri,
-        pinned["mlflow_run_id"],
-        folder=published.get("uri"),
-    )
+    """Evidently drift of the scored sample against the champion's training reference.
+
+    The last step that writes the batch run in MLflow: it ends the run.
+    """
+    client = registry.make_client(ctx.tracking_uri)
+    with run_outcome(client, pinned["mlflow_run_id"], last=True):
+        summary = drift.check_scored_window(
+            config,
+            pinned_window(pinned),
+            [dict(part) for part in published["parts"]],
+            pinned["champion_version"],
+            ctx.tracking_uri,
+            pinned["mlflow_run_id"],
+            folder=published.get("uri"),
+        )
     # The batch run that holds the report: the drift notification links to it.
     summary["mlflow_run_url"] = pinned["mlflow_run_url"]
     if "skipped" in summary:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from continuous_training import labels, live_evidence, monitoring, registry
+from continuous_training import labels, ledger, live_evidence, monitoring, registry
 from continuous_training.config import PipelineConfig
 from continuous_training.contracts import (
     DecayCheck,
@@ -22,7 +22,7 @@ from continuous_training.contracts import (
 )
 from continuous_training.errors import StepSkipped
 from continuous_training.sources import Window
-from continuous_training.steps.common import tracked_run
+from continuous_training.steps.common import run_outcome, tracked_run
 
 log = logging.getLogger(__name__)
 
@@ -75,21 +75,26 @@ def check_decay(config: PipelineConfig, ctx: RunContext, measured: Measured) -> 
     Closes the monitoring run in MLflow. Skipped while the model has no champion.
     """
     client = registry.make_client(ctx.tracking_uri)
-    as_of = datetime.fromisoformat(measured["as_of"])
-    champion = registry.alias_version(client, config.model_name, registry.CHAMPION)
-    if champion is None:
-        raise StepSkipped(f"model {config.model_name} has no champion yet")
-    expected = monitoring.expected_metric(client, config, champion)
-    decay = monitoring.check_decay(config, as_of, champion, expected)
     run_id = measured["mlflow_run_id"]
-    monitoring.log_to_mlflow(client, run_id, measured["summary"], decay)
-    client.set_terminated(run_id)
+    with run_outcome(client, run_id, last=True):
+        decay = _decay_of(config, client, measured)
+        monitoring.log_to_mlflow(client, run_id, measured["summary"], decay)
     checked = cast(
         DecayCheck,
         {**decay, "mlflow_run_id": run_id, "mlflow_run_url": measured["mlflow_run_url"]},
     )
     (log.warning if decay["decayed"] else log.info)("%s: %s", verdict(checked), decay["reason"])
     return checked
+
+
+def _decay_of(config: PipelineConfig, client: Any, measured: Measured) -> Any:
+    champion = registry.alias_version(client, config.model_name, registry.CHAMPION)
+    if champion is None:
+        raise StepSkipped(f"model {config.model_name} has no champion yet")
+    expected = monitoring.expected_metric(client, config, champion)
+    return monitoring.check_decay(
+        config, datetime.fromisoformat(measured["as_of"]), champion, expected
+    )
 
 
 def describe_event(extra: PerformanceEventExtra) -> str:
@@ -127,4 +132,6 @@ def judge_live_evidence(
     if outcome.get("skipped"):
         raise StepSkipped(outcome["skipped"])
     log.info("%s", outcome["reason"])
+    if outcome.get("promoted"):
+        ledger.log_summary(config, ctx.tracking_uri)  # a failure is a warning only
     return cast(LiveEvidenceOutcome, outcome)

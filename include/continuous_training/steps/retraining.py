@@ -33,6 +33,7 @@ from continuous_training.contracts import (
     ValidatedSnapshot,
 )
 from continuous_training.errors import StepSkipped
+from continuous_training.ledger import log_summary
 from continuous_training.steps.common import fetch_start, require_pii_key
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,7 @@ def promote(
         outcome.get("trigger"),
         outcome["reason"],
     )
+    log_summary(config, ctx.tracking_uri)  # a failure is a warning, never the decision's
     return cast(Promotion, outcome)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import cast
 
-from continuous_training import registry
+from continuous_training import ledger, registry
 from continuous_training.config import PipelineConfig
 from continuous_training.contracts import Rollback, RunContext
 
@@ -32,4 +32,5 @@ def rollback(config: PipelineConfig, ctx: RunContext) -> Rollback:
         outcome["replaced_version"],
         outcome["champion"],
     )
+    ledger.log_summary(config, ctx.tracking_uri)  # a failure is a warning, never the rollback's
     return cast(Rollback, outcome)
