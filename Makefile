@@ -32,12 +32,14 @@ $(STAMP): requirements.txt pyproject.toml
 	@PYTHON=$(PYTHON) bash scripts/install.sh
 	@touch $(STAMP)
 
-# Debian's chromium package, once; a no-op when it is there.
+# Debian's chromium package, once; a no-op when it is there. The emoji font draws the gate's
+# check marks in the approval page's picture (docs/images/approval-page.png) instead of boxes.
+EMOJI_FONT := /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 chromium:
-	@test -x $(CHROMIUM) || { \
-	  echo "installing Debian's chromium for the browser test"; \
+	@test -x $(CHROMIUM) -a -f $(EMOJI_FONT) || { \
+	  echo "installing Debian's chromium and an emoji font for the browser tests"; \
 	  $(SUDO) apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium fonts-noto-color-emoji; }
 	@test -x $(CHROMIUM)
 
 run: install

@@ -1,10 +1,11 @@
 """One native stack (docker-compose.yaml's topology; native.py) for every test in this folder.
 
 The modules run in name order and share the stack's runs: test_stack_api (weekly retraining
-over REST, then batch inference is started), test_stack_auth (requests without a login, to
-MLflow and Airflow), test_stack_browser (a weekly run from the UI form,
-while batch inference runs on the other worker slots), test_stack_workers (batch inference's
-result, where every task ran). Each fixture still works when a module runs on its own.
+over REST, then batch inference is started), test_stack_approval (approvals over REST),
+test_stack_auth (requests without a login, to MLflow and Airflow), test_stack_browser (a weekly
+run from the UI form, while batch inference runs on the other worker slots; one more approval,
+from the Required Actions page), test_stack_workers (batch inference's result, where every task
+ran). Each fixture still works when a module runs on its own.
 """
 
 from __future__ import annotations

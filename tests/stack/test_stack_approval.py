@@ -17,6 +17,7 @@ import pytest
 from tests.mail import Inbox, smtp_connection, smtp_server
 from tests.stack.airflow_api import AirflowApi
 from tests.stack.native import NativeStack
+from tests.stack.registry_view import champion, mlflow_client, version_of_run
 from tests.stack.runs import (
     APPROVAL,
     APPROVAL_DATES,
@@ -37,39 +38,8 @@ APPROVE = "approve"
 
 @pytest.fixture(scope="module")
 def mlflow(stack: NativeStack) -> Iterator[Any]:
-    """A client with the stack's MLflow login (the basic-auth app)."""
-    import os
-
-    from mlflow import MlflowClient
-
-    variables = stack.settings.variables
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
-    os.environ["MLFLOW_TRACKING_USERNAME"] = variables["MLFLOW_ADMIN_USERNAME"]
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = variables["MLFLOW_ADMIN_PASSWORD"]
-    yield MlflowClient(stack.settings.mlflow_url)
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-def champion(client: Any, model: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(model, "champion").version)
-    except MlflowException:
-        return None
-
-
-def version_of_run(client: Any, model: str, run_id: str) -> Any:
-    (version,) = [
-        v
-        for v in client.search_model_versions(f"name = '{model}'")
-        if v.tags.get("ct.airflow_run_id") == run_id
-    ]
-    return version
+    with mlflow_client(stack) as client:
+        yield client
 
 
 def start(api: AirflowApi, dag_id: str, day: str, conf: dict[str, Any] | None = None) -> str:
