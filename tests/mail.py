@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from tests.servers import free_port
@@ -25,6 +26,12 @@ class Inbox:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append(parsed)  # type: ignore[arg-type]
         return "250 Message accepted for delivery"
+
+    def save(self, folder: Path) -> None:
+        """Each message as an .eml file, as received: for a person to open after the tests."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for n, message in enumerate(self.messages, start=1):
+            (folder / f"mail-{n}.eml").write_bytes(message.as_bytes())
 
     def subjects(self) -> list[str]:
         return [str(m["Subject"]) for m in self.messages]

@@ -8,6 +8,7 @@ scheduler's timeout rejects it. test_stack_browser approves one more from the UI
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -47,11 +48,15 @@ def start(api: AirflowApi, dag_id: str, day: str, conf: dict[str, Any] | None = 
 
 
 @pytest.fixture(scope="module")
-def inbox(api: AirflowApi) -> Iterator[Inbox]:
-    """A real SMTP server, and the Airflow connection to it made as a user makes one (REST)."""
+def inbox(api: AirflowApi, stack: NativeStack) -> Iterator[Inbox]:
+    """A real SMTP server, and the Airflow connection to it made as a user makes one (REST).
+
+    Every mail it received is kept in the test artifacts (`mail-<n>.eml`) to read afterwards.
+    """
     import json
 
-    with smtp_server() as received:
+    with smtp_server() as received, contextlib.ExitStack() as keep:
+        keep.callback(received.save, stack.settings.artifacts)
         connection = json.loads(smtp_connection(received.port))
         body = {
             "connection_id": STACK_SMTP_CONN,
