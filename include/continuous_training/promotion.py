@@ -274,7 +274,9 @@ def evaluate_candidate(
         "primary_metric": primary,
         "challenger_metric": ctx.challenger_metrics[primary],
         "champion_metric": (ctx.champion_metrics or {}).get(primary),
+        # Live evidence promotes without asking anyone: never where a person must approve.
         "wants_live_evidence": pipeline.gates.live_evidence.enabled
+        and not pipeline.approval.required
         and live_evidence.wants_evidence(record["gate"], record["bootstrap"], pipeline.gates),
         "minimum_detectable_improvement": power.minimum_detectable_improvement,
     }

@@ -137,6 +137,9 @@ def test_a_candidate_the_gate_rejects_asks_nobody(
     version = version_of_run(mlflow, APPROVAL, run_id)
     assert version.tags["ct.decision"] == "rejected"
     assert "ct.approval" not in version.tags
+    # live evidence would promote it without asking: not promised where approval is required
+    assert "live outcomes will judge it" not in version.tags["ct.decision_reason"]
+    assert "ct.live_evidence" not in version.tags
     assert champion(mlflow, APPROVAL) == before
 
 
