@@ -12,14 +12,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from continuous_training.config import PipelineConfig
+from continuous_training.config import APPROVAL_COMMENT, PipelineConfig
 from continuous_training.promotion import CARD_PATH, RunOptions
 
 # The ApprovalOperator's two fixed options.
 APPROVE = "Approve"
 REJECT = "Reject"
-# The form field beside the two buttons: why, recorded with the decision.
-COMMENT_PARAM = "comment"
+COMMENT_PARAM = APPROVAL_COMMENT
 
 TAG_APPROVAL = "ct.approval"  # approved | rejected | timed_out
 TAG_APPROVED_BY = "ct.approved_by"

@@ -652,6 +652,10 @@ def _assigned_user(value: Any) -> Any:
     return {"id": value, "name": value} if isinstance(value, str) else value
 
 
+# The approval form's one field beside Approve and Reject: why, recorded with the decision.
+APPROVAL_COMMENT = "comment"
+
+
 class ApprovalConfig(_Strict):
     """A person approves every champion change before it happens (Airflow's human in the loop).
 

@@ -190,3 +190,19 @@ def test_the_subject_names_both_versions() -> None:
     )
     first = approval.subject(pipeline(), evaluated(True, champion=None))
     assert first == "churn: promote version 4 as the first champion?"
+
+
+def test_an_answer_without_a_form_or_a_name_is_read_all_the_same() -> None:
+    """What a script's PATCH may send: no params_input; an auth manager's user with an id only."""
+    bare = {"chosen_options": ["Reject"], "responded_by_user": {"id": "42"}, "responded_at": None}
+    answer = answer_from_response(bare)
+    assert (answer.approved, answer.by, answer.comment, answer.at) == (False, "42", "", None)
+    assert answer.rejection_reason(TIMEOUT) == "rejected by 42 (no reason given)"
+
+
+def test_a_long_multiline_comment_fits_mlflows_tag_limit() -> None:
+    comment = "line one\n" + "x" * 6000
+    answer = answer_from_response(response("Approve", comment=comment))
+    assert len(answer.tags()[approval.TAG_APPROVAL_COMMENT]) == 4900
+    decision = decide(evaluated(True), RunOptions(), run(), answer, TIMEOUT)
+    assert len(decision.tags()[registry.TAG_REASON]) <= 4900

@@ -10,12 +10,13 @@ import json
 import logging
 import subprocess
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from continuous_training import notifications
-from continuous_training.config import PipelineConfig, find_pipeline
+from continuous_training.config import NotifyConfig, PipelineConfig, find_pipeline
 from continuous_training.notifications import Message
 from continuous_training.operators import notify
 
@@ -243,3 +244,18 @@ def test_the_factory_loads_no_notifier_provider() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_an_approval_request_that_cannot_be_built_is_a_warning_not_a_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The approve task asks whatever its notifiers do: a broken message never stops it."""
+    from continuous_training.operators.notify import notify_approval_requested
+
+    config = find_pipeline("churn").model_copy(
+        update={"notify": NotifyConfig(email={"to": ["a@example.com"]})}
+    )
+    with caplog.at_level("WARNING"):
+        context = {"run_id": "r", "dag_run": SimpleNamespace(dag_id="churn_weekly_retraining")}
+        notify_approval_requested(config, {}, "http://ui/approve", context)
+    assert "could not notify the approval request: KeyError" in caplog.text

@@ -16,10 +16,8 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator
 from airflow.sdk import Param
 
-from continuous_training.config import ApprovalConfig
+from continuous_training.config import APPROVAL_COMMENT, ApprovalConfig
 from continuous_training.operators.base import PipelineOperator
-
-COMMENT_PARAM = "comment"  # continuous_training.approval.COMMENT_PARAM, without its imports
 
 
 class ApproveChampionChange(PipelineOperator, ApprovalOperator):
@@ -39,7 +37,7 @@ class ApproveChampionChange(PipelineOperator, ApprovalOperator):
             response_timeout=timedelta(hours=approval.timeout_hours),
             assigned_users=[u.model_dump() for u in approval.assigned_users] or None,
             params={
-                COMMENT_PARAM: Param(
+                APPROVAL_COMMENT: Param(
                     None,
                     type=["null", "string"],
                     title="Comment",
@@ -61,7 +59,6 @@ class ApproveChampionChange(PipelineOperator, ApprovalOperator):
 
     def _announce(self, config: Any, context: Any) -> None:
         """`approval_requested` to the pipeline's notifiers, with the Required Actions link."""
-        from continuous_training import notifications
         from continuous_training.operators import notify
 
         try:
@@ -70,10 +67,7 @@ class ApproveChampionChange(PipelineOperator, ApprovalOperator):
             )
         except ValueError:
             approve_url = notify.run_url(context)
-        message = notifications.approval_requested(
-            config.name, self.evaluation, approve_url, notify.run_url(context)
-        )
-        notify.send(config, message, context)
+        notify.notify_approval_requested(config, self.evaluation, approve_url, context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         # Not ApprovalOperator's: a rejection must reach `promote` (which records it), not

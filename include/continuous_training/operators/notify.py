@@ -31,6 +31,7 @@ from continuous_training.operators.base import load_config
 __all__ = [
     "NotifyFailure",
     "airflow_base_url",
+    "notify_approval_requested",
     "notify_decay",
     "notify_decision",
     "notify_drift",
@@ -164,6 +165,23 @@ def notify_decision(
     _never_raises(
         "decision",
         lambda: notifications.decision(config.name, outcome, evaluation, run_url(context)),
+        config,
+        context,
+    )
+
+
+def notify_approval_requested(
+    config: PipelineConfig,
+    evaluation: Mapping[str, Any],
+    approve_url: str,
+    context: Mapping[str, Any],
+) -> None:
+    """Before the approve task waits: what waits, and where to answer it."""
+    _never_raises(
+        "approval request",
+        lambda: notifications.approval_requested(
+            config.name, evaluation, approve_url, run_url(context)
+        ),
         config,
         context,
     )
